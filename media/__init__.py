@@ -1,0 +1,1 @@
+"""Sessionroom's media plane: ICE configuration and, later, server-side aiortc peers."""

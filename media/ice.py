@@ -1,0 +1,58 @@
+"""ICE server configuration: what browsers and the server's aiortc peers are told to use.
+
+aiortc falls back to a public STUN server when given no list, so every peer connection the
+project makes gets the configured list, even when it is empty.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiortc import RTCConfiguration, RTCIceServer
+
+_URL_RE = re.compile(r"^(stun|stuns|turn|turns):[^\s,]+$")
+
+
+@dataclass(frozen=True)
+class IceServer:
+    urls: tuple[str, ...]
+    username: str | None = None
+    credential: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.urls:
+            raise ValueError("An ICE server needs at least one URL.")
+        for url in self.urls:
+            if not _URL_RE.match(url):
+                raise ValueError(f"Not a STUN or TURN URL: {url!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The browser's RTCIceServer shape, as sent in `joined`."""
+        out: dict[str, Any] = {"urls": list(self.urls)}
+        if self.username is not None:
+            out["username"] = self.username
+        if self.credential is not None:
+            out["credential"] = self.credential
+        return out
+
+
+def parse_ice_urls(value: str) -> tuple[IceServer, ...]:
+    """`SESSIONROOM_ICE_SERVERS`: STUN/TURN URLs separated by commas or spaces."""
+    urls = [u for u in re.split(r"[\s,]+", value.strip()) if u]
+    return tuple(IceServer(urls=(u,)) for u in urls)
+
+
+def rtc_configuration(servers: Iterable[IceServer]) -> RTCConfiguration:
+    return RTCConfiguration(
+        iceServers=[
+            RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
+            for s in servers
+        ]
+    )
+
+
+def ice_servers_json(servers: Sequence[IceServer]) -> list[dict[str, Any]]:
+    return [s.to_dict() for s in servers]

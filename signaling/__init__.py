@@ -1,0 +1,1 @@
+"""Sessionroom's control plane: rooms, links, the waiting room and signalling."""

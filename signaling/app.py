@@ -1,0 +1,90 @@
+"""The aiohttp application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from signaling import api, ops
+from signaling.appkeys import (
+    CONNECTIONS,
+    LIFECYCLE,
+    METRICS,
+    SERVICE,
+    SETTINGS,
+    Closable,
+    Lifecycle,
+)
+from signaling.backends import make_backends
+from signaling.config import Settings
+from signaling.metrics import Metrics
+from signaling.rooms import RoomService
+from signaling.tokens import KeyRing
+from signaling.ws import websocket_handler
+
+log = logging.getLogger("sessionroom.app")
+
+# How often ended rooms and long-empty link rooms are forgotten.
+HOUSEKEEPING_INTERVAL = 600.0
+
+
+def create_app(settings: Settings, keys: KeyRing) -> web.Application:
+    app = web.Application(middlewares=[api.api_errors, api.api_key_auth])
+    store, bus = make_backends(settings)
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app[CONNECTIONS] = set()
+    app[LIFECYCLE] = Lifecycle()
+    app[SERVICE] = RoomService(
+        store,
+        bus,
+        keys,
+        grace_seconds=settings.grace_seconds,
+        ice_servers=settings.ice_servers,
+        public_url=settings.public_url,
+    )
+    app.router.add_get("/ws", websocket_handler)
+    api.add_routes(app)
+    ops.add_routes(app)
+    app.cleanup_ctx.append(_backends)
+    app.cleanup_ctx.append(_housekeeping)
+    app.on_shutdown.append(_close_sockets)
+    return app
+
+
+async def _backends(app: web.Application) -> AsyncIterator[None]:
+    service = app[SERVICE]
+    log.info("node started", extra={"node": service.bus.node_id})
+    yield
+    await service.close()
+    await service.bus.close()
+    await service.store.close()
+
+
+async def _housekeeping(app: web.Application) -> AsyncIterator[None]:
+    async def loop() -> None:
+        service, settings = app[SERVICE], app[SETTINGS]
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_INTERVAL)
+            cutoff = service.clock() - settings.room_retention_seconds
+            try:
+                await service.store.purge(ended_before=cutoff, idle_before=cutoff)
+            except Exception:
+                log.exception("housekeeping failed")
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _close_sockets(app: web.Application) -> None:
+    app[LIFECYCLE].shutting_down = True
+    connections: set[Closable] = app[CONNECTIONS]
+    log.info("shutting down", extra={"node": app[SERVICE].bus.node_id})
+    await asyncio.gather(*(c.shutdown() for c in list(connections)), return_exceptions=True)

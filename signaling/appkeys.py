@@ -1,0 +1,32 @@
+"""Typed keys for what the aiohttp application holds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from aiohttp import web
+
+from signaling.config import Settings
+from signaling.metrics import Metrics
+from signaling.rooms import RoomService
+
+
+class Closable(Protocol):
+    """A live socket as the node sees it at shutdown."""
+
+    async def shutdown(self) -> None: ...
+
+
+@dataclass
+class Lifecycle:
+    """Set when the node starts shutting down, so /readyz turns away new traffic."""
+
+    shutting_down: bool = False
+
+
+SETTINGS = web.AppKey("settings", Settings)
+SERVICE = web.AppKey("service", RoomService)
+METRICS = web.AppKey("metrics", Metrics)
+CONNECTIONS = web.AppKey("connections", set[Closable])
+LIFECYCLE = web.AppKey("lifecycle", Lifecycle)

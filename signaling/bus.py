@@ -1,0 +1,73 @@
+"""MessageBus: delivery to a participant wherever its socket is.
+
+The service addresses participants by id; the bus finds the node holding that socket
+(memory_bus: this process; Redis later: pub/sub). Envelopes carry the origin node id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Envelope:
+    to: str
+    origin: str
+    # The wire message to send; None for a pure instruction (close a replaced socket).
+    payload: Mapping[str, Any] | None
+    # Close the socket after sending, with this WebSocket close code.
+    close_code: int | None = None
+    close_reason: str = ""
+    # Only for this connection number of the participant (None: whichever is current).
+    connection: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "to": self.to,
+            "origin": self.origin,
+            "payload": dict(self.payload) if self.payload is not None else None,
+            "close_code": self.close_code,
+            "close_reason": self.close_reason,
+            "connection": self.connection,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Envelope:
+        return cls(
+            to=data["to"],
+            origin=data["origin"],
+            payload=data["payload"],
+            close_code=data["close_code"],
+            close_reason=data["close_reason"],
+            connection=data["connection"],
+        )
+
+
+Deliver = Callable[[Envelope], None]
+
+
+class MessageBus(Protocol):
+    @property
+    def node_id(self) -> str: ...
+
+    async def publish(self, envelope: Envelope) -> None:
+        """Deliver to the participant's socket, or keep it until the socket is back."""
+        ...
+
+    async def subscribe(self, participant_id: str, deliver: Deliver) -> None:
+        """Route this participant's envelopes to `deliver`, first any that were kept."""
+        ...
+
+    async def unsubscribe(self, participant_id: str, deliver: Deliver) -> None:
+        """Stop routing to `deliver`, if it is still the one subscribed."""
+        ...
+
+    async def discard(self, participant_id: str) -> None:
+        """The participant is gone: drop whatever was kept for it."""
+        ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...

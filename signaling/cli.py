@@ -1,0 +1,136 @@
+"""The `sessionroom` command: `serve` runs a node, `link` mints a link offline."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime
+
+from aiohttp import web
+
+from signaling import logs
+from signaling.app import create_app
+from signaling.appkeys import SERVICE
+from signaling.config import Settings, add_arguments, settings_from
+from signaling.errors import SessionroomError
+from signaling.model import RecordingMode, Role, RoomSettings
+from signaling.rooms import link_url
+from signaling.secret_file import key_ring, resolve_secret
+
+DEMO_VALID_FOR = 8 * 3600
+_DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """'90', '90s', '15m', '2h', '1d' -> seconds."""
+    m = _DURATION_RE.match(text.strip().lower())
+    if not m or float(m.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 30m, 2h or 1d)")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def parse_time(text: str) -> float:
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sessionroom", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the service")
+    add_arguments(serve)
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        default=os.environ.get("SESSIONROOM_DEMO", "") not in ("", "0"),
+        help="create a demo room and print a therapist link and a client link [SESSIONROOM_DEMO]",
+    )
+
+    link = sub.add_parser("link", help="mint a link offline, signed with the same secret")
+    add_arguments(link)
+    link.add_argument("--room", required=True, help="room id (letters, digits, - and _)")
+    link.add_argument("--role", required=True, choices=[r.value for r in Role])
+    link.add_argument("--name", required=True, help="the participant's display name")
+    link.add_argument("--valid-for", type=parse_duration, default=2 * 3600.0, help="e.g. 2h")
+    link.add_argument("--not-before", type=parse_time, help="ISO 8601 start (default: now)")
+    link.add_argument("--max-clients", type=int, default=1, help="1 to 3, for a new room")
+    link.add_argument("--waiting-room", choices=["on", "off"], default="on")
+    link.add_argument("--recording", choices=[m.value for m in RecordingMode], default="off")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_from(args, os.environ)
+        if args.command == "serve":
+            return serve(settings, demo=args.demo)
+        return mint(settings, args)
+    except SessionroomError as e:
+        print(f"sessionroom: {e.message}", file=sys.stderr)
+        return 2
+
+
+def mint(settings: Settings, args: argparse.Namespace) -> int:
+    resolved = resolve_secret(settings)
+    keys = key_ring(settings, resolved)
+    start = int(args.not_before if args.not_before is not None else time.time())
+    token = keys.mint(
+        room=args.room,
+        role=Role(args.role),
+        name=args.name,
+        not_before=start,
+        expires=start + int(args.valid_for),
+        room_settings=RoomSettings(
+            max_clients=args.max_clients,
+            waiting_room=args.waiting_room == "on",
+            recording=RecordingMode(args.recording),
+        ),
+    )
+    print(link_url(settings.public_url, token))
+    return 0
+
+
+def serve(settings: Settings, *, demo: bool) -> int:
+    logs.configure(settings.log_format, settings.log_level)
+    resolved = resolve_secret(settings)
+    if resolved.created:
+        print(
+            f"Created a signing secret in {resolved.path} (mode 0600). "
+            "Set SESSIONROOM_SECRET to use your own.",
+            flush=True,
+        )
+    elif resolved.path is not None:
+        print(f"Using the signing secret in {resolved.path}.", flush=True)
+    app = create_app(settings, key_ring(settings, resolved))
+
+    async def announce(app: web.Application) -> None:
+        print(f"Sessionroom is listening on http://{settings.host}:{settings.port}", flush=True)
+        if not settings.api_keys:
+            print("No API keys configured (SESSIONROOM_API_KEYS): the REST API is closed.")
+        if demo:
+            service = app[SERVICE]
+            room = await service.create_room(RoomSettings())
+            therapist = service.link(room.id, Role.THERAPIST, "Therapist", valid_for=DEMO_VALID_FOR)
+            client = service.link(room.id, Role.CLIENT, "Client", valid_for=DEMO_VALID_FOR)
+            print(f"Demo room {room.id} (links valid for 8 hours):", flush=True)
+            print(f"  therapist link: {therapist}", flush=True)
+            print(f"  client link:    {client}", flush=True)
+
+    app.on_startup.append(announce)
+    web.run_app(
+        app, host=settings.host, port=settings.port, print=None, access_log=None, shutdown_timeout=5
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,117 @@
+"""Settings, and the one table that maps each to its command-line flag and environment
+variable (SESSIONROOM_*), so the two can never drift apart."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from media.ice import IceServer, parse_ice_urls
+from signaling.errors import ConfigError
+
+
+def _default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "sessionroom"
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Where links point; defaults to http://host:port.
+    base_url: str = ""
+    secret: str = ""
+    previous_secrets: tuple[str, ...] = ()
+    api_keys: tuple[str, ...] = ()
+    state_dir: Path = field(default_factory=_default_state_dir)
+    grace_seconds: float = 30.0
+    join_timeout_seconds: float = 10.0
+    heartbeat_seconds: float = 20.0
+    rate_burst: int = 50
+    rate_per_second: float = 50.0
+    log_format: str = "text"
+    log_level: str = "info"
+    ice_servers: tuple[IceServer, ...] = ()
+    node_id: str = field(default_factory=lambda: secrets.token_hex(4))
+    # How long an ended room's id stays refused, and an empty link-opened room is kept.
+    room_retention_seconds: float = 24 * 3600.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ConfigError("port must be between 1 and 65535.")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError("log format must be 'text' or 'json'.")
+        for name in ("grace_seconds", "join_timeout_seconds", "heartbeat_seconds"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive.")
+        if self.rate_burst < 1 or self.rate_per_second <= 0:
+            raise ConfigError("rate limits must be positive.")
+
+    @property
+    def public_url(self) -> str:
+        return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # the Settings field
+    flag: str
+    help: str
+    parse: Callable[[str], Any] = str
+
+    @property
+    def env(self) -> str:
+        return "SESSIONROOM_" + self.name.upper()
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("host", "--host", "address to listen on"),
+    Option("port", "--port", "port to listen on", int),
+    Option("base_url", "--base-url", "public URL that links point to"),
+    Option("secret", "--secret", "link signing secret (32+ bytes); prefer the env variable"),
+    Option("previous_secrets", "--previous-secrets", "older secrets still accepted", _csv),
+    Option("api_keys", "--api-keys", "REST API keys, comma-separated", _csv),
+    Option("state_dir", "--state-dir", "folder for the generated secret", Path),
+    Option("grace_seconds", "--grace-seconds", "how long a dropped socket keeps its place", float),
+    Option("join_timeout_seconds", "--join-timeout-seconds", "time allowed for 'join'", float),
+    Option("heartbeat_seconds", "--heartbeat-seconds", "WebSocket ping interval", float),
+    Option("rate_burst", "--rate-burst", "messages allowed in a burst per socket", int),
+    Option("rate_per_second", "--rate-per-second", "sustained messages per second", float),
+    Option("log_format", "--log-format", "'text' or 'json'"),
+    Option("log_level", "--log-level", "debug, info, warning or error"),
+    Option("ice_servers", "--ice-servers", "STUN/TURN URLs, comma-separated", parse_ice_urls),
+    Option("node_id", "--node-id", "this node's id (random by default)"),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    for opt in OPTIONS:
+        parser.add_argument(opt.flag, dest=opt.name, default=None, help=f"{opt.help} [{opt.env}]")
+
+
+def settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
+    """Flags win over environment variables, which win over defaults."""
+    values: dict[str, Any] = {}
+    known = {f.name for f in fields(Settings)}
+    for opt in OPTIONS:
+        assert opt.name in known
+        raw = getattr(args, opt.name, None)
+        if raw is None:
+            raw = environ.get(opt.env)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[opt.name] = opt.parse(raw)
+        except ValueError as e:
+            raise ConfigError(f"{opt.flag} / {opt.env}: {e}") from None
+    return Settings(**values)

@@ -1,0 +1,59 @@
+"""The in-memory RoomStore: the embedded default for one process."""
+
+from __future__ import annotations
+
+from signaling.model import RoomState
+from signaling.store import Mutation, StoreStats, T
+
+
+class MemoryRoomStore:
+    def __init__(self) -> None:
+        self._rooms: dict[str, RoomState] = {}
+        # When a room last became empty, for purging rooms that links opened and left.
+        self._empty_since: dict[str, float] = {}
+
+    async def get(self, room_id: str) -> RoomState | None:
+        return self._rooms.get(room_id)
+
+    async def update(self, room_id: str, mutate: Mutation[T]) -> T:
+        # No await between read and write: on one event loop this is atomic.
+        current = self._rooms.get(room_id)
+        new, result = mutate(current)
+        if new is not None and new is not current:
+            self._rooms[room_id] = new
+            if new.participants:
+                self._empty_since.pop(room_id, None)
+            else:
+                self._empty_since.setdefault(room_id, new.ended_at or new.created_at)
+        return result
+
+    async def stats(self) -> StoreStats:
+        live = [r for r in self._rooms.values() if not r.ended]
+        return StoreStats(
+            rooms=len(live),
+            waiting=sum(len(r.waiting) for r in live),
+            participants=sum(len(r.participants) for r in live),
+        )
+
+    async def purge(self, ended_before: float, idle_before: float) -> int:
+        gone = [
+            room_id
+            for room_id, room in self._rooms.items()
+            if (room.ended_at is not None and room.ended_at < ended_before)
+            or (
+                room.origin == "link"
+                and not room.ended
+                and self._empty_since.get(room_id, float("inf")) < idle_before
+            )
+        ]
+        for room_id in gone:
+            del self._rooms[room_id]
+            self._empty_since.pop(room_id, None)
+        return len(gone)
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        self._rooms.clear()
+        self._empty_since.clear()

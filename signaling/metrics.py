@@ -1,0 +1,48 @@
+"""Counters and gauges, rendered in the Prometheus text format (no client library needed
+for a handful of series)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from signaling.store import StoreStats
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.sockets = 0
+        self.messages: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+        self.joins: Counter[str] = Counter()
+
+    def render(self, stats: StoreStats) -> str:
+        lines = [
+            "# HELP sessionroom_sockets Open WebSocket connections on this node.",
+            "# TYPE sessionroom_sockets gauge",
+            f"sessionroom_sockets {self.sockets}",
+            "# HELP sessionroom_rooms Rooms open (not ended).",
+            "# TYPE sessionroom_rooms gauge",
+            f"sessionroom_rooms {stats.rooms}",
+            "# HELP sessionroom_waiting_clients Clients in a waiting room.",
+            "# TYPE sessionroom_waiting_clients gauge",
+            f"sessionroom_waiting_clients {stats.waiting}",
+            "# HELP sessionroom_participants Participants waiting or in a room.",
+            "# TYPE sessionroom_participants gauge",
+            f"sessionroom_participants {stats.participants}",
+        ]
+        lines += _counter(
+            "sessionroom_messages_total", "Messages received, by type.", "type", self.messages
+        )
+        lines += _counter(
+            "sessionroom_errors_total", "Errors sent to clients, by code.", "code", self.errors
+        )
+        lines += _counter(
+            "sessionroom_joins_total", "Successful joins, by role.", "role", self.joins
+        )
+        return "\n".join(lines) + "\n"
+
+
+def _counter(name: str, help_text: str, label: str, counts: Counter[str]) -> list[str]:
+    out = [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
+    out += [f'{name}{{{label}="{key}"}} {value}' for key, value in sorted(counts.items())]
+    return out

@@ -1,0 +1,250 @@
+"""Domain values: rooms, their settings and participants.
+
+Everything here is a frozen dataclass that round-trips through a plain dict, because rooms
+cross the store (memory now, Redis later) as serialised values.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from signaling.errors import BadMessage
+
+ROOM_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MAX_CLIENTS_LIMIT = 3
+MAX_NAME_LENGTH = 64
+
+
+class Role(StrEnum):
+    THERAPIST = "therapist"
+    CLIENT = "client"
+
+
+class ParticipantState(StrEnum):
+    WAITING = "waiting"
+    ADMITTED = "admitted"
+    DENIED = "denied"
+    LEFT = "left"
+    EXPIRED = "expired"
+
+
+class RecordingMode(StrEnum):
+    OFF = "off"
+    CONSENT = "consent"
+
+
+class Permission(StrEnum):
+    ADMIT = "admit"
+    DENY = "deny"
+    LOBBY_NOTICE = "lobby_notice"
+    END = "end"
+    SIGNAL = "signal"
+    CHAT = "chat"
+    RECORD = "record"
+    CONSENT = "consent"
+
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.THERAPIST: frozenset(Permission),
+    Role.CLIENT: frozenset({Permission.SIGNAL, Permission.CHAT, Permission.CONSENT}),
+}
+
+
+def valid_room_id(room_id: str) -> bool:
+    return bool(ROOM_ID_RE.match(room_id))
+
+
+def clean_display_name(name: object) -> str:
+    if not isinstance(name, str):
+        raise BadMessage("The display name must be text.")
+    cleaned = " ".join(name.split())
+    if not 1 <= len(cleaned) <= MAX_NAME_LENGTH:
+        raise BadMessage(f"The display name must be 1 to {MAX_NAME_LENGTH} characters.")
+    return cleaned
+
+
+@dataclass(frozen=True)
+class RoomSettings:
+    max_clients: int = 1
+    waiting_room: bool = True
+    recording: RecordingMode = RecordingMode.OFF
+
+    def __post_init__(self) -> None:
+        if (
+            isinstance(self.max_clients, bool)
+            or not isinstance(self.max_clients, int)
+            or not 1 <= self.max_clients <= MAX_CLIENTS_LIMIT
+        ):
+            raise BadMessage(f"max_clients must be a whole number from 1 to {MAX_CLIENTS_LIMIT}.")
+        if not isinstance(self.waiting_room, bool):
+            raise BadMessage("waiting_room must be true or false.")
+        if self.recording not in tuple(RecordingMode):
+            raise BadMessage("recording must be 'off' or 'consent'.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "max_clients": self.max_clients,
+            "waiting_room": self.waiting_room,
+            "recording": str(self.recording),
+        }
+
+    @classmethod
+    def from_dict(cls, data: object) -> RoomSettings:
+        if data is None:
+            return cls()
+        if not isinstance(data, dict):
+            raise BadMessage("Room settings must be an object.")
+        unknown = set(data) - {"max_clients", "waiting_room", "recording"}
+        if unknown:
+            raise BadMessage(f"Unknown room settings: {', '.join(sorted(unknown))}.")
+        recording = data.get("recording", "off")
+        if recording not in {m.value for m in RecordingMode}:
+            raise BadMessage("recording must be 'off' or 'consent'.")
+        return cls(
+            max_clients=data.get("max_clients", 1),
+            waiting_room=data.get("waiting_room", True),
+            recording=RecordingMode(recording),
+        )
+
+
+@dataclass(frozen=True)
+class Participant:
+    id: str
+    role: Role
+    identity: str
+    display_name: str
+    state: ParticipantState
+    link_id: str
+    resume_hash: str
+    joined_at: float
+    node: str
+    # Incremented on every (re)connection, so that a stale socket's close or a late
+    # expiry timer cannot act on a newer connection of the same participant.
+    connection: int = 1
+    connected: bool = True
+    disconnected_at: float | None = None
+    waiting_since: float | None = None
+
+    @property
+    def in_room(self) -> bool:
+        return self.state is ParticipantState.ADMITTED
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "role": str(self.role),
+            "identity": self.identity,
+            "display_name": self.display_name,
+            "state": str(self.state),
+            "link_id": self.link_id,
+            "resume_hash": self.resume_hash,
+            "joined_at": self.joined_at,
+            "node": self.node,
+            "connection": self.connection,
+            "connected": self.connected,
+            "disconnected_at": self.disconnected_at,
+            "waiting_since": self.waiting_since,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Participant:
+        return cls(
+            id=data["id"],
+            role=Role(data["role"]),
+            identity=data["identity"],
+            display_name=data["display_name"],
+            state=ParticipantState(data["state"]),
+            link_id=data["link_id"],
+            resume_hash=data["resume_hash"],
+            joined_at=data["joined_at"],
+            node=data["node"],
+            connection=data["connection"],
+            connected=data["connected"],
+            disconnected_at=data["disconnected_at"],
+            waiting_since=data["waiting_since"],
+        )
+
+    def public(self) -> dict[str, Any]:
+        """What other participants may see of this one."""
+        return {"id": self.id, "role": str(self.role), "name": self.display_name}
+
+
+@dataclass(frozen=True)
+class RoomState:
+    id: str
+    settings: RoomSettings
+    created_at: float
+    origin: str  # "api" or "link"
+    participants: tuple[Participant, ...] = field(default=())
+    notice: str = ""
+    ended_at: float | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.ended_at is not None
+
+    def participant(self, participant_id: str) -> Participant | None:
+        for p in self.participants:
+            if p.id == participant_id:
+                return p
+        return None
+
+    def by_link(self, link_id: str) -> Participant | None:
+        for p in self.participants:
+            if p.link_id == link_id:
+                return p
+        return None
+
+    @property
+    def admitted(self) -> tuple[Participant, ...]:
+        return tuple(p for p in self.participants if p.state is ParticipantState.ADMITTED)
+
+    @property
+    def waiting(self) -> tuple[Participant, ...]:
+        return tuple(p for p in self.participants if p.state is ParticipantState.WAITING)
+
+    @property
+    def therapists(self) -> tuple[Participant, ...]:
+        return tuple(p for p in self.admitted if p.role is Role.THERAPIST)
+
+    @property
+    def admitted_clients(self) -> int:
+        return sum(1 for p in self.admitted if p.role is Role.CLIENT)
+
+    @property
+    def therapist_present(self) -> bool:
+        return bool(self.therapists)
+
+    def with_participant(self, participant: Participant) -> RoomState:
+        """Replace (by id) or append a participant."""
+        others = tuple(p for p in self.participants if p.id != participant.id)
+        if participant.state in (ParticipantState.WAITING, ParticipantState.ADMITTED):
+            return replace(self, participants=(*others, participant))
+        # Finished participants leave the room state; their outcome travels in messages.
+        return replace(self, participants=others)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "settings": self.settings.to_dict(),
+            "created_at": self.created_at,
+            "origin": self.origin,
+            "participants": [p.to_dict() for p in self.participants],
+            "notice": self.notice,
+            "ended_at": self.ended_at,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RoomState:
+        return cls(
+            id=data["id"],
+            settings=RoomSettings.from_dict(data["settings"]),
+            created_at=data["created_at"],
+            origin=data["origin"],
+            participants=tuple(Participant.from_dict(p) for p in data["participants"]),
+            notice=data["notice"],
+            ended_at=data["ended_at"],
+        )

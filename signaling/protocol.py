@@ -1,0 +1,158 @@
+"""The wire contract of /ws: inbound messages parsed into frozen dataclasses.
+
+docs/protocol.md documents every message; this module is the one place that reads them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from signaling.errors import BadMessage, ChatTooLong, SessionroomError
+
+MAX_MESSAGE_BYTES = 64 * 1024
+MAX_CHAT_CHARS = 2000
+MAX_NOTICE_CHARS = 500
+MAX_ID_CHARS = 64
+
+
+@dataclass(frozen=True)
+class Join:
+    token: str
+    resume: str | None
+
+
+@dataclass(frozen=True)
+class Admit:
+    participant: str
+
+
+@dataclass(frozen=True)
+class Deny:
+    participant: str
+    message: str
+
+
+@dataclass(frozen=True)
+class LobbyNotice:
+    text: str
+
+
+@dataclass(frozen=True)
+class Signal:
+    to: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Chat:
+    text: str
+
+
+@dataclass(frozen=True)
+class Leave:
+    pass
+
+
+@dataclass(frozen=True)
+class End:
+    pass
+
+
+Inbound = Join | Admit | Deny | LobbyNotice | Signal | Chat | Leave | End
+
+
+def _text(msg: dict[str, Any], key: str, *, limit: int, required: bool = True) -> str:
+    value = msg.get(key)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str):
+        raise BadMessage(f"'{key}' must be text.")
+    if len(value) > limit:
+        raise BadMessage(f"'{key}' may be at most {limit} characters.")
+    return value
+
+
+def _id(msg: dict[str, Any], key: str) -> str:
+    value = _text(msg, key, limit=MAX_ID_CHARS)
+    if not value:
+        raise BadMessage(f"'{key}' must name a participant.")
+    return value
+
+
+def _join(msg: dict[str, Any]) -> Join:
+    token = msg.get("token")
+    if not isinstance(token, str) or not token:
+        raise BadMessage("'token' must be the link token.")
+    resume = msg.get("resume")
+    if resume is not None and (not isinstance(resume, str) or len(resume) > 200):
+        raise BadMessage("'resume' must be the resume token from 'joined'.")
+    return Join(token=token, resume=resume or None)
+
+
+def _signal(msg: dict[str, Any]) -> Signal:
+    data = msg.get("data")
+    if not isinstance(data, dict):
+        raise BadMessage("'data' must be an object.")
+    return Signal(to=_id(msg, "to"), data=data)
+
+
+def _chat(msg: dict[str, Any]) -> Chat:
+    text = msg.get("text")
+    if not isinstance(text, str):
+        raise BadMessage("'text' must be text.")
+    if len(text) > MAX_CHAT_CHARS:
+        raise ChatTooLong()
+    if not text.strip():
+        raise BadMessage("A chat message cannot be empty.")
+    return Chat(text=text)
+
+
+_PARSERS: dict[str, Callable[[dict[str, Any]], Inbound]] = {
+    "join": _join,
+    "admit": lambda m: Admit(participant=_id(m, "participant")),
+    "deny": lambda m: Deny(
+        participant=_id(m, "participant"),
+        message=_text(m, "message", limit=MAX_NOTICE_CHARS, required=False),
+    ),
+    "lobby_notice": lambda m: LobbyNotice(text=_text(m, "text", limit=MAX_NOTICE_CHARS)),
+    "signal": _signal,
+    "chat": _chat,
+    "leave": lambda m: Leave(),
+    "end": lambda m: End(),
+}
+
+
+def parse(text: str) -> Inbound:
+    try:
+        msg = json.loads(text)
+    except ValueError:
+        raise BadMessage("The message is not valid JSON.") from None
+    if not isinstance(msg, dict):
+        raise BadMessage("A message must be a JSON object.")
+    kind = msg.get("type")
+    if not isinstance(kind, str):
+        raise BadMessage("A message needs a 'type'.")
+    parser = _PARSERS.get(kind)
+    if parser is None:
+        raise BadMessage(f"Unknown message type '{kind[:40]}'.")
+    return parser(msg)
+
+
+def message_type(inbound: Inbound) -> str:
+    return {
+        Join: "join",
+        Admit: "admit",
+        Deny: "deny",
+        LobbyNotice: "lobby_notice",
+        Signal: "signal",
+        Chat: "chat",
+        Leave: "leave",
+        End: "end",
+    }[type(inbound)]
+
+
+def error_message(error: SessionroomError) -> dict[str, Any]:
+    return {"type": "error", "code": error.code, "message": error.message}

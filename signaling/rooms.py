@@ -1,0 +1,509 @@
+"""RoomService: the I/O around the pure room rules.
+
+It applies each rule through the store (atomically), then tells the participants concerned
+through the bus. Every participant is addressed by id; where its socket is, is the bus's
+business. Logs name rooms and participants by id only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from media.ice import IceServer, ice_servers_json
+from signaling import room_rules
+from signaling.bus import Envelope, MessageBus
+from signaling.errors import (
+    Conflict,
+    Forbidden,
+    InvalidToken,
+    LinkInUse,
+    NotAllowed,
+    NotFound,
+    RoomEnded,
+)
+from signaling.model import Participant, ParticipantState, Permission, Role, RoomSettings, RoomState
+from signaling.room_rules import Change
+from signaling.store import RoomStore
+from signaling.tokens import (
+    KeyRing,
+    LinkClaims,
+    new_resume_secret,
+    resume_matches,
+    resume_token,
+    split_resume_token,
+)
+
+log = logging.getLogger("sessionroom.rooms")
+
+CLOSE_NORMAL = 1000
+CLOSE_REPLACED = 4001  # another socket of the same participant took over
+
+
+@dataclass(frozen=True)
+class Session:
+    """What an authenticated socket is: whose, in which room, which connection."""
+
+    room_id: str
+    participant_id: str
+    connection: int
+    claims: LinkClaims
+
+    @property
+    def ids(self) -> dict[str, str]:
+        """For log lines: ids only."""
+        return {"room": self.room_id, "participant": self.participant_id}
+
+
+@dataclass(frozen=True)
+class Joined:
+    session: Session
+    message: dict[str, Any]
+
+
+def _lobby(room: RoomState) -> dict[str, Any]:
+    return {
+        "type": "lobby",
+        "waiting": [
+            {
+                "id": p.id,
+                "name": p.display_name,
+                "since": p.waiting_since,
+                "connected": p.connected,
+            }
+            for p in room.waiting
+        ],
+    }
+
+
+class RoomService:
+    def __init__(
+        self,
+        store: RoomStore,
+        bus: MessageBus,
+        keys: KeyRing,
+        *,
+        grace_seconds: float,
+        ice_servers: Sequence[IceServer] = (),
+        public_url: str = "",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.keys = keys
+        self._grace = grace_seconds
+        self._ice = ice_servers_json(ice_servers)
+        self._public_url = public_url
+        self.clock = clock
+        self._timers: set[asyncio.Task[None]] = set()
+
+    # ---- links and rooms (REST, CLI) ----
+
+    def link(
+        self,
+        room_id: str,
+        role: Role,
+        name: str,
+        *,
+        valid_for: float,
+        not_before: float | None = None,
+        settings: RoomSettings | None = None,
+    ) -> str:
+        start = int(not_before if not_before is not None else self.clock())
+        token = self.keys.mint(
+            room=room_id,
+            role=role,
+            name=name,
+            not_before=start,
+            expires=start + int(valid_for),
+            room_settings=settings,
+        )
+        return link_url(self._public_url, token)
+
+    async def create_room(self, settings: RoomSettings) -> RoomState:
+        room_id = secrets.token_urlsafe(12)
+        now = self.clock()
+
+        def create(current: RoomState | None) -> tuple[RoomState | None, RoomState]:
+            if current is not None:
+                raise Conflict("A room with that id exists.")
+            room = RoomState(id=room_id, settings=settings, created_at=now, origin="api")
+            return room, room
+
+        room = await self.store.update(room_id, create)
+        log.info("room created", extra={"room": room_id})
+        return room
+
+    async def end_room(self, room_id: str, by: str | None = None) -> None:
+        now = self.clock()
+
+        def end(current: RoomState | None) -> tuple[RoomState | None, tuple[Participant, ...]]:
+            if current is None:
+                raise NotFound("No such room.")
+            ended, everyone = room_rules.end(current, now)
+            return ended, everyone
+
+        everyone = await self.store.update(room_id, end)
+        log.info("room ended", extra={"room": room_id, "participant": by})
+        message = {"type": "ended", "by": by}
+        for p in everyone:
+            await self._send(p.id, message, close_code=CLOSE_NORMAL, close_reason="ended")
+
+    # ---- joining ----
+
+    async def join(self, claims: LinkClaims, resume: str | None) -> Joined:
+        now = self.clock()
+        node = self.bus.node_id
+        secret, secret_hash = new_resume_secret()
+        newcomer = Participant(
+            id=secrets.token_urlsafe(9),
+            role=claims.role,
+            identity=claims.identity,
+            display_name=claims.name,
+            state=ParticipantState.WAITING,
+            link_id=claims.link_id,
+            resume_hash=secret_hash,
+            joined_at=now,
+            node=node,
+        )
+        resume_id, resume_secret = split_resume_token(resume) if resume else ("", "")
+
+        def apply(current: RoomState | None) -> tuple[RoomState | None, Change]:
+            room = room_rules.open_room(current, claims.room, claims.room_settings, now, "link")
+            held = room.participant(resume_id) if resume_id else None
+            if held is not None:
+                if held.link_id != claims.link_id or not resume_matches(
+                    resume_secret, held.resume_hash
+                ):
+                    raise InvalidToken("The resume token is not valid.")
+                change = room_rules.reconnect(room, held.id, node)
+            else:
+                # Unknown or expired resume token: a fresh join, from the start.
+                change = room_rules.join(room, newcomer)
+            return change.room, change
+
+        try:
+            change = await self.store.update(claims.room, apply)
+        except LinkInUse:
+            await self._tell_therapists_link_in_use(claims)
+            raise
+        me = change.after
+        assert me is not None
+        resumed = change.before is not None
+        token_secret = resume_secret if resume_id == me.id else secret
+        if resumed:
+            await self._after_reconnect(change)
+        else:
+            await self._after_fresh_join(change)
+        log.info(
+            "participant joined",
+            extra={
+                "room": claims.room,
+                "participant": me.id,
+                "role": str(me.role),
+                "state": str(me.state),
+                "resumed": resumed,
+            },
+        )
+        session = Session(claims.room, me.id, me.connection, claims)
+        token = resume_token(me.id, token_secret)
+        return Joined(session, self._joined_message(change.room, me, claims, token, resumed))
+
+    def _joined_message(
+        self, room: RoomState, me: Participant, claims: LinkClaims, token: str, resumed: bool
+    ) -> dict[str, Any]:
+        msg: dict[str, Any] = {
+            "type": "joined",
+            "participant": {
+                **me.public(),
+                "permissions": sorted(str(p) for p in claims.permissions),
+            },
+            "room": {"id": room.id, "settings": room.settings.to_dict()},
+            "state": "in_room" if me.in_room else "waiting",
+            "ice_servers": self._ice,
+            "resume": token,
+            "resumed": resumed,
+        }
+        if me.in_room:
+            msg["peers"] = [p.public() for p in room.admitted if p.id != me.id]
+        else:
+            msg["waiting_since"] = me.waiting_since
+            msg["therapist_present"] = room.therapist_present
+            msg["notice"] = room.notice
+        if me.role is Role.THERAPIST:
+            msg["lobby"] = _lobby(room)["waiting"]
+        return msg
+
+    async def _after_fresh_join(self, change: Change) -> None:
+        room, me = change.room, change.after
+        assert me is not None
+        if me.state is ParticipantState.WAITING:
+            await self._send_lobby(room)
+            return
+        await self._send_many(
+            (p.id for p in room.admitted if p.id != me.id),
+            {"type": "peer_joined", "participant": me.public()},
+        )
+        if me.role is Role.THERAPIST and len(room.therapists) == 1:
+            await self._send_presence(room)
+
+    async def _after_reconnect(self, change: Change) -> None:
+        before, me, room = change.before, change.after, change.room
+        assert before is not None and me is not None
+        if before.connected:
+            # The old socket may still look alive (a network change): close it.
+            await self.bus.publish(
+                Envelope(
+                    to=me.id,
+                    origin=self.bus.node_id,
+                    payload={
+                        "type": "error",
+                        "code": "replaced",
+                        "message": "This session continued on another connection.",
+                    },
+                    close_code=CLOSE_REPLACED,
+                    close_reason="replaced",
+                    connection=before.connection,
+                )
+            )
+        if me.state is ParticipantState.WAITING:
+            await self._send_lobby(room)
+        elif not before.connected:
+            await self._send_many(
+                (p.id for p in room.admitted if p.id != me.id),
+                {"type": "peer_resumed", "participant": me.id},
+            )
+
+    async def _tell_therapists_link_in_use(self, claims: LinkClaims) -> None:
+        room = await self.store.get(claims.room)
+        if room is None:
+            return
+        holder = room.by_link(claims.link_id)
+        log.warning(
+            "link used on a second device",
+            extra={"room": room.id, "participant": holder.id if holder else None},
+        )
+        await self._send_many(
+            (t.id for t in room.therapists),
+            {"type": "link_in_use", "participant": holder.id if holder else None},
+        )
+
+    # ---- the waiting room ----
+
+    async def admit(self, s: Session, target: str) -> None:
+        self._require(s, Permission.ADMIT)
+        change = await self._apply(
+            s.room_id, lambda r: room_rules.admit(r, s.participant_id, target)
+        )
+        room, admitted = change.room, change.after
+        assert admitted is not None
+        log.info(
+            "admitted", extra={"room": s.room_id, "participant": target, "by": s.participant_id}
+        )
+        peers = [p for p in room.admitted if p.id != admitted.id]
+        await self._send(admitted.id, {"type": "admitted", "peers": [p.public() for p in peers]})
+        await self._send_many(
+            (p.id for p in peers), {"type": "peer_joined", "participant": admitted.public()}
+        )
+        await self._send_lobby(room)
+
+    async def deny(self, s: Session, target: str, message: str) -> None:
+        self._require(s, Permission.DENY)
+        change = await self._apply(
+            s.room_id, lambda r: room_rules.deny(r, s.participant_id, target)
+        )
+        log.info("denied", extra={**s.ids, "participant": target, "by": s.participant_id})
+        await self._send(
+            target,
+            {"type": "denied", "message": message},
+            close_code=CLOSE_NORMAL,
+            close_reason="denied",
+        )
+        await self.bus.discard(target)
+        await self._send_lobby(change.room)
+
+    async def lobby_notice(self, s: Session, text: str) -> None:
+        self._require(s, Permission.LOBBY_NOTICE)
+
+        def apply(current: RoomState | None) -> tuple[RoomState | None, RoomState]:
+            room = room_rules.set_notice(room_rules.require_open(current), s.participant_id, text)
+            return room, room
+
+        room = await self.store.update(s.room_id, apply)
+        await self._send_many((p.id for p in room.waiting), {"type": "lobby_notice", "text": text})
+
+    # ---- in the room ----
+
+    async def signal(self, s: Session, to: str, data: Mapping[str, Any]) -> None:
+        self._require(s, Permission.SIGNAL)
+        room = await self._admitted_room(s)
+        target = room.participant(to)
+        if (
+            target is None
+            or target.state is not ParticipantState.ADMITTED
+            or to == s.participant_id
+        ):
+            raise NotFound("No such participant in this room.")
+        await self._send(to, {"type": "signal", "from": s.participant_id, "data": data})
+
+    async def chat(self, s: Session, text: str) -> None:
+        self._require(s, Permission.CHAT)
+        room = await self._admitted_room(s)
+        message = {"type": "chat", "from": s.participant_id, "text": text, "at": self.clock()}
+        await self._send_many((p.id for p in room.admitted if p.id != s.participant_id), message)
+
+    async def leave(self, s: Session) -> None:
+        change = await self._apply_optional(
+            s.room_id, lambda r: room_rules.leave(r, s.participant_id)
+        )
+        if change is not None:
+            await self._after_departure(change, "left")
+
+    async def end(self, s: Session) -> None:
+        self._require(s, Permission.END)
+        room = await self.store.get(s.room_id)
+        me = room.participant(s.participant_id) if room else None
+        if me is None or not me.in_room:
+            raise NotAllowed("Only a therapist in the room can end the session.")
+        await self.end_room(s.room_id, by=s.participant_id)
+
+    # ---- sockets coming and going ----
+
+    async def disconnected(self, s: Session) -> None:
+        """The socket closed without `leave`: hold the place for the grace period."""
+        now = self.clock()
+        change = await self._apply_optional(
+            s.room_id, lambda r: room_rules.disconnect(r, s.participant_id, s.connection, now)
+        )
+        if change is None:
+            room = await self.store.get(s.room_id)
+            if room is None or room.participant(s.participant_id) is None:
+                await self.bus.discard(s.participant_id)
+            return
+        log.info("participant disconnected", extra=s.ids)
+        if change.before is not None and change.before.in_room:
+            await self._send_many(
+                (p.id for p in change.room.admitted if p.id != s.participant_id),
+                {"type": "peer_reconnecting", "participant": s.participant_id},
+            )
+        else:
+            await self._send_lobby(change.room)
+        self._schedule_expiry(s)
+
+    def _schedule_expiry(self, s: Session) -> None:
+        task = asyncio.create_task(self._expire_later(s))
+        self._timers.add(task)
+        task.add_done_callback(self._timers.discard)
+
+    async def _expire_later(self, s: Session) -> None:
+        await asyncio.sleep(self._grace)
+        try:
+            change = await self._apply_optional(
+                s.room_id, lambda r: room_rules.expire(r, s.participant_id, s.connection)
+            )
+        except (NotFound, RoomEnded):
+            return
+        except Exception:
+            log.exception("expiry failed", extra=s.ids)
+            return
+        if change is not None:
+            log.info("grace period ran out", extra=s.ids)
+            await self._after_departure(change, "timeout")
+
+    async def _after_departure(self, change: Change, reason: str) -> None:
+        before, room = change.before, change.room
+        assert before is not None
+        await self.bus.discard(before.id)
+        log.info(
+            "participant left",
+            extra={"room": room.id, "participant": before.id, "reason": reason},
+        )
+        if before.state is ParticipantState.WAITING:
+            await self._send_lobby(room)
+            return
+        await self._send_many(
+            (p.id for p in room.admitted),
+            {"type": "peer_left", "participant": before.id, "reason": reason},
+        )
+        if before.role is Role.THERAPIST and not room.therapist_present:
+            await self._send_presence(room)
+
+    async def close(self) -> None:
+        for task in list(self._timers):
+            task.cancel()
+        await asyncio.gather(*self._timers, return_exceptions=True)
+
+    # ---- helpers ----
+
+    @staticmethod
+    def _require(s: Session, permission: Permission) -> None:
+        if not s.claims.may(permission):
+            raise Forbidden()
+
+    async def _admitted_room(self, s: Session) -> RoomState:
+        room = await self.store.get(s.room_id)
+        if room is None or room.ended:
+            raise RoomEnded()
+        me = room.participant(s.participant_id)
+        if me is None or me.state is not ParticipantState.ADMITTED:
+            raise NotAllowed("You are not in the room yet.")
+        return room
+
+    async def _apply(self, room_id: str, rule: Callable[[RoomState], Change]) -> Change:
+        def apply(current: RoomState | None) -> tuple[RoomState | None, Change]:
+            change = rule(room_rules.require_open(current))
+            return change.room, change
+
+        return await self.store.update(room_id, apply)
+
+    async def _apply_optional(
+        self, room_id: str, rule: Callable[[RoomState], Change | None]
+    ) -> Change | None:
+        def apply(current: RoomState | None) -> tuple[RoomState | None, Change | None]:
+            if current is None or current.ended:
+                return None, None
+            change = rule(current)
+            return (change.room if change else None), change
+
+        return await self.store.update(room_id, apply)
+
+    async def _send(
+        self,
+        to: str,
+        payload: Mapping[str, Any],
+        *,
+        close_code: int | None = None,
+        close_reason: str = "",
+    ) -> None:
+        await self.bus.publish(
+            Envelope(
+                to=to,
+                origin=self.bus.node_id,
+                payload=payload,
+                close_code=close_code,
+                close_reason=close_reason,
+            )
+        )
+
+    async def _send_many(self, to: Iterable[str], payload: Mapping[str, Any]) -> None:
+        for pid in to:
+            await self._send(pid, payload)
+
+    async def _send_lobby(self, room: RoomState) -> None:
+        await self._send_many((t.id for t in room.therapists), _lobby(room))
+
+    async def _send_presence(self, room: RoomState) -> None:
+        await self._send_many(
+            (p.id for p in room.waiting),
+            {"type": "waiting_status", "therapist_present": room.therapist_present},
+        )
+
+
+def link_url(public_url: str, token: str) -> str:
+    # The token rides in the fragment, so it never reaches a server log or a Referer.
+    return f"{public_url}/join#{token}"

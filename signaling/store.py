@@ -1,0 +1,44 @@
+"""RoomStore: where room and participant state lives, with atomic transitions.
+
+One implementation per backend (memory_store now, Redis later), chosen in backends.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from signaling.model import RoomState
+
+T = TypeVar("T")
+
+# A pure function from the current room (None if there is none) to the room to write
+# (None to write nothing) and a result for the caller. It may run more than once.
+Mutation = Callable[[RoomState | None], tuple[RoomState | None, T]]
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    rooms: int
+    waiting: int
+    participants: int
+
+
+class RoomStore(Protocol):
+    async def get(self, room_id: str) -> RoomState | None: ...
+
+    async def update(self, room_id: str, mutate: Mutation[T]) -> T:
+        """Apply `mutate` atomically: no other update of this room interleaves."""
+        ...
+
+    async def stats(self) -> StoreStats: ...
+
+    async def purge(self, ended_before: float, idle_before: float) -> int:
+        """Forget rooms ended before `ended_before`, and rooms opened by a link that have
+        had nobody in them since before `idle_before`. Returns how many went."""
+        ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
