@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import re
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -19,7 +21,7 @@ from signaling.config import Settings, add_arguments, settings_from
 from signaling.errors import SessionroomError
 from signaling.model import RecordingMode, Role, RoomSettings
 from signaling.rooms import link_url
-from signaling.secret_file import key_ring, resolve_secret
+from signaling.secret_file import ResolvedSecret, key_ring, resolve_secret
 
 DEMO_VALID_FOR = 8 * 3600
 _DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
@@ -81,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def mint(settings: Settings, args: argparse.Namespace) -> int:
     resolved = resolve_secret(settings)
+    _say_where_the_secret_is(resolved)
     keys = key_ring(settings, resolved)
     start = int(args.not_before if args.not_before is not None else time.time())
     token = keys.mint(
@@ -99,37 +102,56 @@ def mint(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def serve(settings: Settings, *, demo: bool) -> int:
-    logs.configure(settings.log_format, settings.log_level)
-    resolved = resolve_secret(settings)
+def _say_where_the_secret_is(resolved: ResolvedSecret) -> None:
     if resolved.created:
         print(
             f"Created a signing secret in {resolved.path} (mode 0600). "
             "Set SESSIONROOM_SECRET to use your own.",
+            file=sys.stderr,
             flush=True,
         )
     elif resolved.path is not None:
-        print(f"Using the signing secret in {resolved.path}.", flush=True)
-    app = create_app(settings, key_ring(settings, resolved))
+        print(f"Using the signing secret in {resolved.path}.", file=sys.stderr, flush=True)
 
-    async def announce(app: web.Application) -> None:
+
+def serve(settings: Settings, *, demo: bool) -> int:
+    logs.configure(settings.log_format, settings.log_level)
+    resolved = resolve_secret(settings)
+    _say_where_the_secret_is(resolved)
+    app = create_app(settings, key_ring(settings, resolved))
+    asyncio.run(_serve(app, settings, demo=demo))
+    return 0
+
+
+async def _serve(app: web.Application, settings: Settings, *, demo: bool) -> None:
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.host, settings.port).start()
+        # Only now is the port open, so the links printed below work when they appear.
         print(f"Sessionroom is listening on http://{settings.host}:{settings.port}", flush=True)
         if not settings.api_keys:
             print("No API keys configured (SESSIONROOM_API_KEYS): the REST API is closed.")
         if demo:
-            service = app[SERVICE]
-            room = await service.create_room(RoomSettings())
-            therapist = service.link(room.id, Role.THERAPIST, "Therapist", valid_for=DEMO_VALID_FOR)
-            client = service.link(room.id, Role.CLIENT, "Client", valid_for=DEMO_VALID_FOR)
-            print(f"Demo room {room.id} (links valid for 8 hours):", flush=True)
-            print(f"  therapist link: {therapist}", flush=True)
-            print(f"  client link:    {client}", flush=True)
+            await _print_demo_links(app)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        # Tells every socket `server_shutdown`, then stops the background tasks.
+        await runner.cleanup()
 
-    app.on_startup.append(announce)
-    web.run_app(
-        app, host=settings.host, port=settings.port, print=None, access_log=None, shutdown_timeout=5
-    )
-    return 0
+
+async def _print_demo_links(app: web.Application) -> None:
+    service = app[SERVICE]
+    room = await service.create_room(RoomSettings())
+    therapist = service.link(room.id, Role.THERAPIST, "Therapist", valid_for=DEMO_VALID_FOR)
+    client = service.link(room.id, Role.CLIENT, "Client", valid_for=DEMO_VALID_FOR)
+    print(f"Demo room {room.id} (links valid for 8 hours):", flush=True)
+    print(f"  therapist link: {therapist}", flush=True)
+    print(f"  client link:    {client}", flush=True)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,8 @@ class MemoryMessageBus:
             deliver(envelope)
 
     async def unsubscribe(self, participant_id: str, deliver: Deliver) -> None:
-        if self._subscribers.get(participant_id) is deliver:
+        # `==`, not `is`: a bound method is a new object at each attribute access.
+        if self._subscribers.get(participant_id) == deliver:
             del self._subscribers[participant_id]
 
     async def discard(self, participant_id: str) -> None:

@@ -27,6 +27,7 @@ from signaling.errors import (
     NotFound,
     RoomEnded,
 )
+from signaling.keyed_lock import KeyedLock
 from signaling.model import Participant, ParticipantState, Permission, Role, RoomSettings, RoomState
 from signaling.room_rules import Change
 from signaling.store import RoomStore
@@ -101,6 +102,9 @@ class RoomService:
         self._public_url = public_url
         self.clock = clock
         self._timers: set[asyncio.Task[None]] = set()
+        # One operation per room at a time on this node, from its store transition through
+        # its messages, so that everyone sees a room's events in the order they happened.
+        self._serial = KeyedLock()
 
     # ---- links and rooms (REST, CLI) ----
 
@@ -140,79 +144,81 @@ class RoomService:
         return room
 
     async def end_room(self, room_id: str, by: str | None = None) -> None:
-        now = self.clock()
+        async with self._serial.hold(room_id):
+            now = self.clock()
 
-        def end(current: RoomState | None) -> tuple[RoomState | None, tuple[Participant, ...]]:
-            if current is None:
-                raise NotFound("No such room.")
-            ended, everyone = room_rules.end(current, now)
-            return ended, everyone
+            def end(current: RoomState | None) -> tuple[RoomState | None, tuple[Participant, ...]]:
+                if current is None:
+                    raise NotFound("No such room.")
+                ended, everyone = room_rules.end(current, now)
+                return ended, everyone
 
-        everyone = await self.store.update(room_id, end)
-        log.info("room ended", extra={"room": room_id, "participant": by})
-        message = {"type": "ended", "by": by}
-        for p in everyone:
-            await self._send(p.id, message, close_code=CLOSE_NORMAL, close_reason="ended")
+            everyone = await self.store.update(room_id, end)
+            log.info("room ended", extra={"room": room_id, "participant": by})
+            message = {"type": "ended", "by": by}
+            for p in everyone:
+                await self._send(p.id, message, close_code=CLOSE_NORMAL, close_reason="ended")
 
     # ---- joining ----
 
     async def join(self, claims: LinkClaims, resume: str | None) -> Joined:
-        now = self.clock()
-        node = self.bus.node_id
-        secret, secret_hash = new_resume_secret()
-        newcomer = Participant(
-            id=secrets.token_urlsafe(9),
-            role=claims.role,
-            identity=claims.identity,
-            display_name=claims.name,
-            state=ParticipantState.WAITING,
-            link_id=claims.link_id,
-            resume_hash=secret_hash,
-            joined_at=now,
-            node=node,
-        )
-        resume_id, resume_secret = split_resume_token(resume) if resume else ("", "")
+        async with self._serial.hold(claims.room):
+            now = self.clock()
+            node = self.bus.node_id
+            secret, secret_hash = new_resume_secret()
+            newcomer = Participant(
+                id=secrets.token_urlsafe(9),
+                role=claims.role,
+                identity=claims.identity,
+                display_name=claims.name,
+                state=ParticipantState.WAITING,
+                link_id=claims.link_id,
+                resume_hash=secret_hash,
+                joined_at=now,
+                node=node,
+            )
+            resume_id, resume_secret = split_resume_token(resume) if resume else ("", "")
 
-        def apply(current: RoomState | None) -> tuple[RoomState | None, Change]:
-            room = room_rules.open_room(current, claims.room, claims.room_settings, now, "link")
-            held = room.participant(resume_id) if resume_id else None
-            if held is not None:
-                if held.link_id != claims.link_id or not resume_matches(
-                    resume_secret, held.resume_hash
-                ):
-                    raise InvalidToken("The resume token is not valid.")
-                change = room_rules.reconnect(room, held.id, node)
+            def apply(current: RoomState | None) -> tuple[RoomState | None, Change]:
+                room = room_rules.open_room(current, claims.room, claims.room_settings, now, "link")
+                held = room.participant(resume_id) if resume_id else None
+                if held is not None:
+                    if held.link_id != claims.link_id or not resume_matches(
+                        resume_secret, held.resume_hash
+                    ):
+                        raise InvalidToken("The resume token is not valid.")
+                    change = room_rules.reconnect(room, held.id, node)
+                else:
+                    # Unknown or expired resume token: a fresh join, from the start.
+                    change = room_rules.join(room, newcomer)
+                return change.room, change
+
+            try:
+                change = await self.store.update(claims.room, apply)
+            except LinkInUse:
+                await self._tell_therapists_link_in_use(claims)
+                raise
+            me = change.after
+            assert me is not None
+            resumed = change.before is not None
+            token_secret = resume_secret if resume_id == me.id else secret
+            if resumed:
+                await self._after_reconnect(change)
             else:
-                # Unknown or expired resume token: a fresh join, from the start.
-                change = room_rules.join(room, newcomer)
-            return change.room, change
-
-        try:
-            change = await self.store.update(claims.room, apply)
-        except LinkInUse:
-            await self._tell_therapists_link_in_use(claims)
-            raise
-        me = change.after
-        assert me is not None
-        resumed = change.before is not None
-        token_secret = resume_secret if resume_id == me.id else secret
-        if resumed:
-            await self._after_reconnect(change)
-        else:
-            await self._after_fresh_join(change)
-        log.info(
-            "participant joined",
-            extra={
-                "room": claims.room,
-                "participant": me.id,
-                "role": str(me.role),
-                "state": str(me.state),
-                "resumed": resumed,
-            },
-        )
-        session = Session(claims.room, me.id, me.connection, claims)
-        token = resume_token(me.id, token_secret)
-        return Joined(session, self._joined_message(change.room, me, claims, token, resumed))
+                await self._after_fresh_join(change)
+            log.info(
+                "participant joined",
+                extra={
+                    "room": claims.room,
+                    "participant": me.id,
+                    "role": str(me.role),
+                    "state": str(me.state),
+                    "resumed": resumed,
+                },
+            )
+            session = Session(claims.room, me.id, me.connection, claims)
+            token = resume_token(me.id, token_secret)
+            return Joined(session, self._joined_message(change.room, me, claims, token, resumed))
 
     def _joined_message(
         self, room: RoomState, me: Participant, claims: LinkClaims, token: str, resumed: bool
@@ -296,46 +302,55 @@ class RoomService:
     # ---- the waiting room ----
 
     async def admit(self, s: Session, target: str) -> None:
-        self._require(s, Permission.ADMIT)
-        change = await self._apply(
-            s.room_id, lambda r: room_rules.admit(r, s.participant_id, target)
-        )
-        room, admitted = change.room, change.after
-        assert admitted is not None
-        log.info(
-            "admitted", extra={"room": s.room_id, "participant": target, "by": s.participant_id}
-        )
-        peers = [p for p in room.admitted if p.id != admitted.id]
-        await self._send(admitted.id, {"type": "admitted", "peers": [p.public() for p in peers]})
-        await self._send_many(
-            (p.id for p in peers), {"type": "peer_joined", "participant": admitted.public()}
-        )
-        await self._send_lobby(room)
+        async with self._serial.hold(s.room_id):
+            self._require(s, Permission.ADMIT)
+            change = await self._apply(
+                s.room_id, lambda r: room_rules.admit(r, s.participant_id, target)
+            )
+            room, admitted = change.room, change.after
+            assert admitted is not None
+            log.info(
+                "admitted", extra={"room": s.room_id, "participant": target, "by": s.participant_id}
+            )
+            peers = [p for p in room.admitted if p.id != admitted.id]
+            await self._send(
+                admitted.id, {"type": "admitted", "peers": [p.public() for p in peers]}
+            )
+            await self._send_many(
+                (p.id for p in peers), {"type": "peer_joined", "participant": admitted.public()}
+            )
+            await self._send_lobby(room)
 
     async def deny(self, s: Session, target: str, message: str) -> None:
-        self._require(s, Permission.DENY)
-        change = await self._apply(
-            s.room_id, lambda r: room_rules.deny(r, s.participant_id, target)
-        )
-        log.info("denied", extra={**s.ids, "participant": target, "by": s.participant_id})
-        await self._send(
-            target,
-            {"type": "denied", "message": message},
-            close_code=CLOSE_NORMAL,
-            close_reason="denied",
-        )
-        await self.bus.discard(target)
-        await self._send_lobby(change.room)
+        async with self._serial.hold(s.room_id):
+            self._require(s, Permission.DENY)
+            change = await self._apply(
+                s.room_id, lambda r: room_rules.deny(r, s.participant_id, target)
+            )
+            log.info("denied", extra={**s.ids, "participant": target, "by": s.participant_id})
+            await self._send(
+                target,
+                {"type": "denied", "message": message},
+                close_code=CLOSE_NORMAL,
+                close_reason="denied",
+            )
+            await self.bus.discard(target)
+            await self._send_lobby(change.room)
 
     async def lobby_notice(self, s: Session, text: str) -> None:
-        self._require(s, Permission.LOBBY_NOTICE)
+        async with self._serial.hold(s.room_id):
+            self._require(s, Permission.LOBBY_NOTICE)
 
-        def apply(current: RoomState | None) -> tuple[RoomState | None, RoomState]:
-            room = room_rules.set_notice(room_rules.require_open(current), s.participant_id, text)
-            return room, room
+            def apply(current: RoomState | None) -> tuple[RoomState | None, RoomState]:
+                room = room_rules.set_notice(
+                    room_rules.require_open(current), s.participant_id, text
+                )
+                return room, room
 
-        room = await self.store.update(s.room_id, apply)
-        await self._send_many((p.id for p in room.waiting), {"type": "lobby_notice", "text": text})
+            room = await self.store.update(s.room_id, apply)
+            await self._send_many(
+                (p.id for p in room.waiting), {"type": "lobby_notice", "text": text}
+            )
 
     # ---- in the room ----
 
@@ -358,11 +373,12 @@ class RoomService:
         await self._send_many((p.id for p in room.admitted if p.id != s.participant_id), message)
 
     async def leave(self, s: Session) -> None:
-        change = await self._apply_optional(
-            s.room_id, lambda r: room_rules.leave(r, s.participant_id)
-        )
-        if change is not None:
-            await self._after_departure(change, "left")
+        async with self._serial.hold(s.room_id):
+            change = await self._apply_optional(
+                s.room_id, lambda r: room_rules.leave(r, s.participant_id)
+            )
+            if change is not None:
+                await self._after_departure(change, "left")
 
     async def end(self, s: Session) -> None:
         self._require(s, Permission.END)
@@ -376,24 +392,25 @@ class RoomService:
 
     async def disconnected(self, s: Session) -> None:
         """The socket closed without `leave`: hold the place for the grace period."""
-        now = self.clock()
-        change = await self._apply_optional(
-            s.room_id, lambda r: room_rules.disconnect(r, s.participant_id, s.connection, now)
-        )
-        if change is None:
-            room = await self.store.get(s.room_id)
-            if room is None or room.participant(s.participant_id) is None:
-                await self.bus.discard(s.participant_id)
-            return
-        log.info("participant disconnected", extra=s.ids)
-        if change.before is not None and change.before.in_room:
-            await self._send_many(
-                (p.id for p in change.room.admitted if p.id != s.participant_id),
-                {"type": "peer_reconnecting", "participant": s.participant_id},
+        async with self._serial.hold(s.room_id):
+            now = self.clock()
+            change = await self._apply_optional(
+                s.room_id, lambda r: room_rules.disconnect(r, s.participant_id, s.connection, now)
             )
-        else:
-            await self._send_lobby(change.room)
-        self._schedule_expiry(s)
+            if change is None:
+                room = await self.store.get(s.room_id)
+                if room is None or room.participant(s.participant_id) is None:
+                    await self.bus.discard(s.participant_id)
+                return
+            log.info("participant disconnected", extra=s.ids)
+            if change.before is not None and change.before.in_room:
+                await self._send_many(
+                    (p.id for p in change.room.admitted if p.id != s.participant_id),
+                    {"type": "peer_reconnecting", "participant": s.participant_id},
+                )
+            else:
+                await self._send_lobby(change.room)
+            self._schedule_expiry(s)
 
     def _schedule_expiry(self, s: Session) -> None:
         task = asyncio.create_task(self._expire_later(s))
@@ -403,17 +420,15 @@ class RoomService:
     async def _expire_later(self, s: Session) -> None:
         await asyncio.sleep(self._grace)
         try:
-            change = await self._apply_optional(
-                s.room_id, lambda r: room_rules.expire(r, s.participant_id, s.connection)
-            )
-        except (NotFound, RoomEnded):
-            return
+            async with self._serial.hold(s.room_id):
+                change = await self._apply_optional(
+                    s.room_id, lambda r: room_rules.expire(r, s.participant_id, s.connection)
+                )
+                if change is not None:
+                    log.info("grace period ran out", extra=s.ids)
+                    await self._after_departure(change, "timeout")
         except Exception:
             log.exception("expiry failed", extra=s.ids)
-            return
-        if change is not None:
-            log.info("grace period ran out", extra=s.ids)
-            await self._after_departure(change, "timeout")
 
     async def _after_departure(self, change: Change, reason: str) -> None:
         before, room = change.before, change.room

@@ -49,6 +49,7 @@ class Harness:
 
     async def join(self, token: str, resume: str | None = None) -> Peer:
         peer = await self.open()
+        peer.link = token
         message: dict[str, Any] = {"type": "join", "token": token}
         if resume:
             message["resume"] = resume
@@ -62,9 +63,7 @@ class Harness:
     async def client(self, room: str, name: str = "Alex", **kw: Any) -> Peer:
         return await self.join(self.token(room, Role.CLIENT, name, **kw))
 
-    async def in_call(
-        self, room: str, settings: RoomSettings | None = None
-    ) -> tuple[Peer, Peer]:
+    async def in_call(self, room: str, settings: RoomSettings | None = None) -> tuple[Peer, Peer]:
         """A therapist and an admitted client in `room`."""
         therapist = await self.therapist(room, settings=settings)
         client = await self.client(room, settings=settings)

@@ -65,6 +65,7 @@ class Peer:
     """One participant's socket. `expect` waits for a message type and keeps the others."""
 
     ws: ClientWebSocketResponse
+    link: str = ""
     joined: dict[str, Any] = field(default_factory=dict)
     backlog: list[dict[str, Any]] = field(default_factory=list)
 

@@ -1,0 +1,102 @@
+"""In the room: signal, chat, leave, end."""
+
+from __future__ import annotations
+
+from signaling.model import Permission, Role, RoomSettings
+from tests.conftest import Harness
+
+
+async def test_signal_goes_only_to_the_named_participant(harness: Harness) -> None:
+    settings = RoomSettings(max_clients=2)
+    therapist = await harness.therapist("r", settings=settings)
+    a = await harness.client("r", name="A", settings=settings)
+    b = await harness.client("r", name="B", settings=settings)
+    for c in (a, b):
+        await therapist.send(type="admit", participant=c.id)
+        await c.expect("admitted")
+    await therapist.send(type="signal", to=a.id, data={"sdp": "offer-for-a"})
+    assert (await a.expect("signal")) == {
+        "type": "signal",
+        "from": therapist.id,
+        "data": {"sdp": "offer-for-a"},
+    }
+    assert [m for m in await b.quiet() if m["type"] == "signal"] == []
+
+
+async def test_signal_before_admission_is_not_allowed(harness: Harness) -> None:
+    therapist = await harness.therapist("r")
+    client = await harness.client("r")
+    await client.send(type="signal", to=therapist.id, data={})
+    await client.expect_error("not_allowed")
+    # Nor may the therapist signal someone still waiting.
+    await therapist.send(type="signal", to=client.id, data={})
+    await therapist.expect_error("not_found")
+
+
+async def test_signal_to_another_rooms_participant_is_not_found(harness: Harness) -> None:
+    t1, _c1 = await harness.in_call("room-a")
+    _t2, c2 = await harness.in_call("room-b")
+    await t1.send(type="signal", to=c2.id, data={"x": 1})
+    await t1.expect_error("not_found")
+    await t1.send(type="signal", to=t1.id, data={"x": 1})
+    await t1.expect_error("not_found")
+    assert [m for m in await c2.quiet() if m["type"] == "signal"] == []
+
+
+async def test_signal_needs_the_permission_in_the_link(harness: Harness) -> None:
+    therapist = await harness.therapist("r")
+    client = await harness.join(
+        harness.token("r", Role.CLIENT, "Alex", permissions=frozenset({Permission.CHAT}))
+    )
+    await therapist.send(type="admit", participant=client.id)
+    await client.expect("admitted")
+    assert client.joined["participant"]["permissions"] == ["chat"]
+    await client.send(type="signal", to=therapist.id, data={})
+    await client.expect_error("forbidden")
+
+
+async def test_chat_is_relayed_to_the_others_in_the_room(harness: Harness) -> None:
+    therapist, client = await harness.in_call("r")
+    await client.send(type="chat", text="Hello, can you hear me?")
+    chat = await therapist.expect("chat")
+    assert chat["from"] == client.id and chat["text"] == "Hello, can you hear me?"
+    assert isinstance(chat["at"], float)
+    assert [m for m in await client.quiet() if m["type"] == "chat"] == []
+
+
+async def test_chat_limits(harness: Harness) -> None:
+    therapist, client = await harness.in_call("r")
+    await client.send(type="chat", text="x" * 2001)
+    await client.expect_error("chat_too_long")
+    await client.send(type="chat", text="   ")
+    await client.expect_error("bad_message")
+    await client.send(type="chat", text="x" * 2000)
+    assert len((await therapist.expect("chat"))["text"]) == 2000
+    waiting = await harness.client("r", name="Waiting")
+    await waiting.send(type="chat", text="let me in")
+    await waiting.expect_error("not_allowed")
+
+
+async def test_leave_tells_the_peers_and_closes(harness: Harness) -> None:
+    therapist, client = await harness.in_call("r")
+    await client.send(type="leave")
+    assert (await client.expect("left"))["type"] == "left"
+    assert await client.expect_closed() == 1000
+    left = await therapist.expect("peer_left")
+    assert left == {"type": "peer_left", "participant": client.id, "reason": "left"}
+    # Leaving frees the place: the same link can come back, to the waiting room.
+    again = await harness.client("r")
+    assert again.joined["state"] == "waiting" and again.id != client.id
+
+
+async def test_end_closes_the_room_for_everyone(harness: Harness) -> None:
+    therapist, client = await harness.in_call("r")
+    waiting = await harness.client("r", name="Later")
+    await therapist.send(type="end")
+    for peer in (therapist, client, waiting):
+        assert (await peer.expect("ended"))["by"] == therapist.id
+        assert await peer.expect_closed() == 1000
+    late = await harness.open()
+    await late.send(type="join", token=harness.token("r"))
+    await late.expect_error("room_ended")
+    assert await late.expect_closed() == 1008

@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from signaling import room_rules as rules
+from signaling.errors import (
+    Conflict,
+    Forbidden,
+    LinkInUse,
+    NotAllowed,
+    NotFound,
+    RoomEnded,
+    RoomFull,
+)
+from signaling.model import Participant, ParticipantState, Role, RoomSettings, RoomState
+
+
+def person(pid: str, role: Role = Role.CLIENT, link: str | None = None) -> Participant:
+    return Participant(
+        id=pid,
+        role=role,
+        identity=f"id-{pid}",
+        display_name=pid.upper(),
+        state=ParticipantState.WAITING,
+        link_id=link or f"link-{pid}",
+        resume_hash="h",
+        joined_at=100.0,
+        node="n1",
+    )
+
+
+def room(settings: RoomSettings | None = None) -> RoomState:
+    return RoomState(id="r", settings=settings or RoomSettings(), created_at=1.0, origin="api")
+
+
+def with_therapist(r: RoomState | None = None) -> RoomState:
+    return rules.join(r or room(), person("t", Role.THERAPIST)).room
+
+
+def test_therapist_goes_in_and_client_waits() -> None:
+    r = with_therapist()
+    change = rules.join(r, person("c"))
+    assert change.before is None
+    assert change.after is not None and change.after.state is ParticipantState.WAITING
+    assert change.after.waiting_since == 100.0
+    assert [p.id for p in change.room.waiting] == ["c"]
+    assert [p.id for p in change.room.therapists] == ["t"]
+
+
+def test_admit_then_full() -> None:
+    r = rules.join(with_therapist(), person("c1")).room
+    r = rules.join(r, person("c2")).room
+    r = rules.admit(r, "t", "c1").room
+    assert r.participant("c1") is not None and r.participant("c1").in_room  # type: ignore[union-attr]
+    with pytest.raises(RoomFull):
+        rules.admit(r, "t", "c2")
+    with pytest.raises(Conflict):
+        rules.admit(r, "t", "c1")
+    with pytest.raises(NotFound):
+        rules.admit(r, "t", "nobody")
+
+
+def test_only_an_admitted_therapist_admits() -> None:
+    r = rules.join(with_therapist(), person("c1")).room
+    r = rules.join(r, person("c2")).room
+    with pytest.raises(Forbidden):
+        rules.admit(r, "c1", "c2")
+    absent = rules.disconnect(r, "t", 1, 5.0)
+    assert absent is not None
+    left = rules.leave(r, "t")
+    assert left is not None
+    with pytest.raises(NotFound):
+        rules.admit(left.room, "t", "c1")
+
+
+def test_deny_removes_the_participant() -> None:
+    r = rules.join(with_therapist(), person("c")).room
+    change = rules.deny(r, "t", "c")
+    assert change.after is not None and change.after.state is ParticipantState.DENIED
+    assert change.room.participant("c") is None
+    with pytest.raises(NotFound):
+        rules.deny(change.room, "t", "c")
+    admitted = rules.admit(r, "t", "c").room
+    with pytest.raises(Conflict):
+        rules.deny(admitted, "t", "c")
+
+
+def test_link_in_use_while_live_and_taken_back_when_not() -> None:
+    r = rules.join(with_therapist(), person("c", link="L")).room
+    with pytest.raises(LinkInUse):
+        rules.join(r, person("c-other-device", link="L"))
+    away = rules.disconnect(r, "c", 1, 50.0)
+    assert away is not None
+    back = rules.join(away.room, replace(person("new", link="L"), resume_hash="h2"))
+    assert back.after is not None
+    assert back.after.id == "c" and back.after.connected and back.after.connection == 2
+    assert back.after.resume_hash == "h2"
+    # Therapist links are not bound: two devices are two participants.
+    r2 = rules.join(back.room, person("t2", Role.THERAPIST, link="link-t")).room
+    assert len(r2.therapists) == 2
+
+
+def test_waiting_room_off_and_capacity() -> None:
+    r = with_therapist(room(RoomSettings(waiting_room=False, max_clients=1)))
+    change = rules.join(r, person("c1"))
+    assert change.after is not None and change.after.in_room
+    with pytest.raises(RoomFull):
+        rules.join(change.room, person("c2"))
+
+
+def test_disconnect_and_expire_only_act_on_the_current_connection() -> None:
+    r = rules.join(with_therapist(), person("c")).room
+    r = rules.admit(r, "t", "c").room
+    away = rules.disconnect(r, "c", 1, 10.0)
+    assert away is not None and away.after is not None and not away.after.connected
+    assert rules.disconnect(away.room, "c", 1, 11.0) is None  # already away
+    back = rules.reconnect(away.room, "c", "n2")
+    assert back.after is not None and back.after.connection == 2 and back.after.node == "n2"
+    # The old connection's timer fires late: nothing happens.
+    assert rules.expire(back.room, "c", 1) is None
+    assert rules.disconnect(back.room, "c", 1, 12.0) is None
+    away2 = rules.disconnect(back.room, "c", 2, 13.0)
+    assert away2 is not None
+    gone = rules.expire(away2.room, "c", 2)
+    assert gone is not None and gone.after is not None
+    assert gone.after.state is ParticipantState.EXPIRED
+    assert gone.room.participant("c") is None
+
+
+def test_end_and_after() -> None:
+    r = rules.join(with_therapist(), person("c")).room
+    ended, everyone = rules.end(r, 99.0)
+    assert ended.ended and ended.participants == ()
+    assert {p.id for p in everyone} == {"t", "c"}
+    for act in (
+        lambda: rules.join(ended, person("x")),
+        lambda: rules.admit(ended, "t", "c"),
+        lambda: rules.open_room(ended, "r", RoomSettings(), 1.0, "link"),
+        lambda: rules.end(ended, 100.0),
+    ):
+        with pytest.raises(RoomEnded):
+            act()
+
+
+def test_notice_needs_a_therapist_in_the_room() -> None:
+    r = rules.join(with_therapist(), person("c")).room
+    assert rules.set_notice(r, "t", "Five minutes").notice == "Five minutes"
+    with pytest.raises(Forbidden):
+        rules.set_notice(r, "c", "let me in")
+    away = rules.disconnect(r, "t", 1, 1.0)
+    assert away is not None
+    assert rules.set_notice(away.room, "t", "still ok").notice == "still ok"
+    with pytest.raises(NotAllowed):
+        rules.set_notice(replace(r, participants=(person("t", Role.THERAPIST),)), "t", "x")
+
+
+def test_room_state_round_trips_through_a_dict() -> None:
+    r = rules.join(with_therapist(room(RoomSettings(max_clients=3))), person("c")).room
+    assert RoomState.from_dict(r.to_dict()) == r
