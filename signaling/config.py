@@ -68,6 +68,8 @@ class Option:
     flag: str
     help: str
     parse: Callable[[str], Any] = str
+    # Secrets are read from the environment only: a flag would show in `ps` to every user.
+    env_only: bool = False
 
     @property
     def env(self) -> str:
@@ -78,9 +80,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("host", "--host", "address to listen on"),
     Option("port", "--port", "port to listen on", int),
     Option("base_url", "--base-url", "public URL that links point to"),
-    Option("secret", "--secret", "link signing secret (32+ bytes); prefer the env variable"),
-    Option("previous_secrets", "--previous-secrets", "older secrets still accepted", _csv),
-    Option("api_keys", "--api-keys", "REST API keys, comma-separated", _csv),
+    Option("secret", "", "link signing secret, 32+ bytes", env_only=True),
+    Option("previous_secrets", "", "older secrets still accepted", _csv, env_only=True),
+    Option("api_keys", "", "REST API keys, comma-separated", _csv, env_only=True),
     Option("state_dir", "--state-dir", "folder for the generated secret", Path),
     Option("grace_seconds", "--grace-seconds", "how long a dropped socket keeps its place", float),
     Option("join_timeout_seconds", "--join-timeout-seconds", "time allowed for 'join'", float),
@@ -96,7 +98,13 @@ OPTIONS: tuple[Option, ...] = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     for opt in OPTIONS:
-        parser.add_argument(opt.flag, dest=opt.name, default=None, help=f"{opt.help} [{opt.env}]")
+        if not opt.env_only:
+            parser.add_argument(
+                opt.flag, dest=opt.name, default=None, help=f"{opt.help} [{opt.env}]"
+            )
+    parser.epilog = "Read from the environment only: " + ", ".join(
+        f"{o.env} ({o.help})" for o in OPTIONS if o.env_only
+    )
 
 
 def settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
@@ -113,5 +121,5 @@ def settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
         try:
             values[opt.name] = opt.parse(raw)
         except ValueError as e:
-            raise ConfigError(f"{opt.flag} / {opt.env}: {e}") from None
+            raise ConfigError(f"{opt.flag or opt.env}: {e}") from None
     return Settings(**values)
