@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from signaling import api, ops
+from signaling import api, ops, webpage
 from signaling.appkeys import (
     CONNECTIONS,
     LIFECYCLE,
@@ -33,7 +33,7 @@ HOUSEKEEPING_INTERVAL = 600.0
 
 
 def create_app(settings: Settings, keys: KeyRing) -> web.Application:
-    app = web.Application(middlewares=[api.api_errors, api.api_key_auth])
+    app = web.Application(middlewares=[webpage.security_headers, api.api_errors, api.api_key_auth])
     store, bus = make_backends(settings)
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
@@ -50,6 +50,7 @@ def create_app(settings: Settings, keys: KeyRing) -> web.Application:
     app.router.add_get("/ws", websocket_handler)
     api.add_routes(app)
     ops.add_routes(app)
+    webpage.add_routes(app)
     app.cleanup_ctx.append(_backends)
     app.cleanup_ctx.append(_housekeeping)
     app.on_shutdown.append(_close_sockets)

@@ -1,0 +1,102 @@
+"""Real headless Chromium (Debian's), driven by Playwright, against a real server on
+loopback. A missing browser fails the suite: scripts/test installs it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+
+from signaling.app import create_app
+from signaling.config import Settings
+from signaling.model import Role, RoomSettings
+from signaling.tokens import KeyRing
+from tests.support import make_keys, make_settings, mint
+
+CHROMIUM = os.environ.get("SESSIONROOM_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream=fps=30",
+    "--allow-loopback-in-peer-connection",
+    "--autoplay-policy=no-user-gesture-required",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+
+AiohttpServer = Callable[[web.Application], Awaitable[TestServer]]
+
+
+@pytest.fixture
+def chromium() -> str:
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"Chromium is missing at {CHROMIUM}: run scripts/test, which installs it.")
+    return CHROMIUM
+
+
+@pytest.fixture
+async def browser(chromium: str) -> AsyncIterator[Browser]:
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+class Site:
+    """A running server and the links to open on it."""
+
+    def __init__(self, server: TestServer, keys: KeyRing, settings: Settings) -> None:
+        self.server = server
+        self.keys = keys
+        self.settings = settings
+        self.base = f"http://127.0.0.1:{server.port}"
+
+    @property
+    def app(self) -> web.Application:
+        app: web.Application = self.server.app
+        return app
+
+    def link(
+        self,
+        room: str,
+        role: Role = Role.CLIENT,
+        name: str = "Alex",
+        settings: RoomSettings | None = None,
+    ) -> str:
+        return f"{self.base}/join#{mint(self.keys, room, role, name, settings=settings)}"
+
+
+@pytest.fixture
+async def site(aiohttp_server: AiohttpServer) -> Site:
+    settings = make_settings(grace_seconds=10.0, join_timeout_seconds=5.0)
+    keys = make_keys()
+    server = await aiohttp_server(create_app(settings, keys))
+    return Site(server, keys, settings)
+
+
+async def open_page(browser: Browser, url: str, **context_options: Any) -> Page:
+    context: BrowserContext = await browser.new_context(**context_options)
+    page = await context.new_page()
+    page.set_default_timeout(10_000)
+    await page.goto(url)
+    return page
+
+
+async def screenshot(page: Page, name: str) -> None:
+    (ARTIFACTS / "screenshots").mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "screenshots" / f"{name}.png"), full_page=True)

@@ -1,0 +1,81 @@
+"""A therapist and a client in two browsers: wait, admit, talk, chat, mute, leave, end."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.async_api import Browser, expect
+
+from signaling.model import Role
+from tests.browser.conftest import Site, open_page, screenshot
+from tests.browser.pages import join, media_flowing, video_advancing
+
+pytestmark = [pytest.mark.browser, pytest.mark.network]
+
+
+async def test_wait_admit_talk_chat_mute_leave_end(browser: Browser, site: Site) -> None:
+    therapist = await open_page(browser, site.link("r1", Role.THERAPIST, "Dr Sam"))
+    client = await open_page(browser, site.link("r1", Role.CLIENT, "Alex"))
+
+    await expect(client.locator("#prejoin-name")).to_have_text("Alex")
+    await expect(client.locator("#preview")).to_have_js_property("readyState", 4)
+    await screenshot(client, "1-prejoin")
+
+    await join(therapist)
+    await expect(therapist.locator("#screen-call")).to_be_visible()
+    await join(client)
+    await expect(
+        client.get_by_role("heading", name="Your therapist will let you in shortly")
+    ).to_be_visible()
+    await expect(client.locator("#therapist-presence")).to_have_text("Your therapist is here.")
+    await screenshot(client, "2-waiting")
+
+    item = therapist.locator(".lobby-item").filter(has_text="Alex")
+    await expect(item).to_be_visible()
+    await expect(item.locator(".lobby-since")).to_contain_text("Waiting")
+    await screenshot(therapist, "3-therapist-lobby")
+    await item.get_by_role("button", name="Admit Alex").click()
+
+    await expect(client.locator("#screen-call")).to_be_visible()
+    await expect(client.locator(".peer .peer-name")).to_have_text("Dr Sam")
+    await expect(therapist.locator(".peer .peer-name")).to_have_text("Alex")
+    for page in (therapist, client):
+        await media_flowing(page)
+        await video_advancing(page)
+        await expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
+    await screenshot(client, "4-in-call-client")
+    await screenshot(therapist, "5-in-call-therapist")
+
+    # Chat both ways.
+    await client.get_by_role("button", name="Chat").click()
+    await client.locator("#chat-input").fill("Hello, can you hear me?")
+    await client.keyboard.press("Enter")
+    await expect(therapist.get_by_role("button", name="Chat (1 new)")).to_be_visible()
+    await therapist.get_by_role("button", name="Chat (1 new)").click()
+    await expect(therapist.locator("#chat-log")).to_contain_text("Alex:Hello, can you hear me?")
+    await therapist.locator("#chat-input").fill("Yes, clearly.")
+    await therapist.get_by_role("button", name="Send").click()
+    await expect(client.locator("#chat-log")).to_contain_text("Dr Sam:Yes, clearly.")
+
+    # Mute is seen on the other side.
+    await client.get_by_role("button", name="Mute").click()
+    await expect(client.get_by_role("button", name="Unmute")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    await expect(therapist.locator(".peer .peer-muted")).to_be_visible()
+    await client.get_by_role("button", name="Unmute").click()
+    await expect(therapist.locator(".peer .peer-muted")).to_be_hidden()
+    # Camera off is seen too.
+    await client.get_by_role("button", name="Camera off").click()
+    await expect(therapist.locator(".peer .peer-off")).to_be_visible()
+
+    # The client leaves; the therapist sees them go.
+    await client.locator("#leave").click()
+    await expect(client.get_by_role("heading", name="You have left the session")).to_be_visible()
+    await expect(therapist.locator(".peer")).to_have_count(0)
+    await expect(therapist.locator("#alone")).to_be_visible()
+
+    # The therapist ends the session.
+    therapist.once("dialog", lambda dialog: dialog.accept())
+    await therapist.get_by_role("button", name="End session for everyone").click()
+    await expect(therapist.get_by_role("heading", name="The session has ended")).to_be_visible()
+    await screenshot(therapist, "6-ended")

@@ -1,0 +1,95 @@
+"""Deny with a message; the server dropping a socket mid-call; a family session grid."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from playwright.async_api import Browser, expect
+
+from signaling.appkeys import CONNECTIONS
+from signaling.model import Role, RoomSettings
+from signaling.ws import Connection
+from tests.browser.conftest import Site, open_page, screenshot
+from tests.browser.pages import (
+    FRAMES,
+    join,
+    media_flowing,
+    stat,
+    video_advancing,
+    wait_stat_above,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.network]
+
+
+async def test_deny_with_a_message(browser: Browser, site: Site) -> None:
+    therapist = await open_page(browser, site.link("r", Role.THERAPIST, "Dr Sam"))
+    client = await open_page(browser, site.link("r", Role.CLIENT, "Alex"))
+    await join(therapist)
+    await join(client)
+    item = therapist.locator(".lobby-item").filter(has_text="Alex")
+    await item.get_by_role("button", name="Deny Alex").click()
+    await item.get_by_label("Message to them (optional)").fill("Please book a new time.")
+    await item.get_by_role("button", name="Deny entry").click()
+    await expect(client.get_by_role("heading", name="You were not let in")).to_be_visible()
+    await expect(client.locator("#message-text")).to_have_text("Please book a new time.")
+    await expect(therapist.locator(".lobby-item")).to_have_count(0)
+    await screenshot(client, "7-denied")
+    # The denied page's socket is closed for good: it does not reconnect into the lobby.
+    await asyncio.sleep(1.5)
+    await expect(therapist.locator(".lobby-item")).to_have_count(0)
+
+
+async def test_server_drops_the_socket_mid_call(browser: Browser, site: Site) -> None:
+    therapist = await open_page(browser, site.link("r", Role.THERAPIST, "Dr Sam"))
+    client = await open_page(browser, site.link("r", Role.CLIENT, "Alex"))
+    await join(therapist)
+    await join(client)
+    await therapist.get_by_role("button", name="Admit Alex").click()
+    await media_flowing(client)
+    client_id = await client.evaluate("document.body.dataset.participant")
+
+    connections = site.app[CONNECTIONS]
+    [conn] = [
+        c
+        for c in connections
+        if isinstance(c, Connection) and c.session and c.session.participant_id == client_id
+    ]
+    frames_before = await stat(client, FRAMES)
+    await conn.ws.close()  # the server ends the client's socket; the peer connection stays
+
+    await expect(client.locator("#connection")).to_have_attribute("data-state", "reconnecting")
+    await screenshot(client, "8-reconnecting")
+    # Media kept flowing while signalling was away...
+    await video_advancing(client)
+    assert await stat(client, FRAMES) > frames_before
+    # ...and the page resumed in the call, not in the waiting room, with the same id.
+    await expect(client.locator("#connection")).to_have_attribute("data-state", "connected")
+    await expect(client.locator("#screen-call")).to_be_visible()
+    assert await client.evaluate("document.body.dataset.participant") == client_id
+    await expect(therapist.locator(".peer")).to_have_count(1)
+    # Signalling works again: chat goes through.
+    await client.get_by_role("button", name="Chat").click()
+    await client.locator("#chat-input").fill("back again")
+    await client.keyboard.press("Enter")
+    await therapist.get_by_role("button", name="Chat (1 new)").click()
+    await expect(therapist.locator("#chat-log")).to_contain_text("back again")
+
+
+async def test_family_session_shows_everyone_in_a_grid(browser: Browser, site: Site) -> None:
+    settings = RoomSettings(max_clients=2)
+    therapist = await open_page(browser, site.link("fam", Role.THERAPIST, "Dr Sam", settings))
+    parent = await open_page(browser, site.link("fam", Role.CLIENT, "Parent", settings))
+    teen = await open_page(browser, site.link("fam", Role.CLIENT, "Teen", settings))
+    await join(therapist)
+    for page, name in ((parent, "Parent"), (teen, "Teen")):
+        await join(page)
+        await therapist.get_by_role("button", name=f"Admit {name}").click()
+        await expect(page.locator("#screen-call")).to_be_visible()
+    for page in (therapist, parent, teen):
+        await expect(page.locator(".peer")).to_have_count(2)
+    for page in (therapist, parent, teen):
+        for i in range(2):
+            await wait_stat_above(page, FRAMES, 5, nth=i)
+    await screenshot(therapist, "9-family-grid")

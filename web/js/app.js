@@ -1,0 +1,696 @@
+// The room page: check devices, join, wait, talk, chat, leave. Plain DOM, no framework.
+import { LocalMedia } from "./media.js";
+import { PeerLink } from "./peers.js";
+import { Signaling } from "./signaling.js";
+import { readClaims, tokenFromLocation } from "./token.js";
+
+const $ = (id) => document.getElementById(id);
+const STATS_INTERVAL_MS = 1000;
+
+const QUALITY_TEXT = {
+  connecting: "Connecting",
+  connected: "Connected",
+  poor: "Poor connection",
+  reconnecting: "Reconnecting…",
+};
+
+const FINAL_TEXT = {
+  invalid_token: ["This link does not work", "Please check that you opened the whole link you were sent, or ask for a new one."],
+  token_expired: ["This link has expired", "The appointment window for this link has passed. Please ask for a new link."],
+  token_not_yet_valid: ["It is a little early", "This link opens at the time of your appointment. Please come back then."],
+  link_in_use: ["This link is already open", "It seems to be open on another device or window. Close it there, then try again here. Your therapist has been told."],
+  room_ended: ["This session has ended", "Thank you. You can close this window."],
+  room_full: ["The room is full", "Please contact your therapist."],
+  replaced: ["Continued elsewhere", "This session continued in another window. You can close this one."],
+};
+
+const state = {
+  token: null,
+  claims: null,
+  role: "client",
+  selfId: null,
+  iceServers: [],
+  signaling: null,
+  media: new LocalMedia(),
+  micOn: true,
+  cameraOn: true,
+  audioOnly: false,
+  peers: new Map(), // id -> { info, link, tile, remote: {audio, video, wantsVideo} }
+  waitingSince: null,
+  waitTimer: null,
+  statsTimer: null,
+  socketStatus: "idle",
+  unreadChat: 0,
+  choices: { videoId: null, audioId: null, speakerId: null },
+};
+
+// ---------- small UI helpers ----------
+
+function show(screen) {
+  for (const section of document.querySelectorAll(".screen")) {
+    section.hidden = section.id !== `screen-${screen}`;
+  }
+  const heading = document.querySelector(`#screen-${screen} h1`);
+  if (heading) {
+    heading.tabIndex = -1;
+    heading.focus();
+  }
+}
+
+let announceTimer = null;
+function announce(text) {
+  const region = $("announce");
+  region.textContent = "";
+  clearTimeout(announceTimer);
+  // A fresh node each time, so that the same words said twice are read twice.
+  announceTimer = setTimeout(() => {
+    region.textContent = text;
+  }, 50);
+}
+
+function alertText(text) {
+  $("alert").textContent = text;
+}
+
+function message(title, text, actions = []) {
+  stopTimers();
+  $("connection").hidden = true;
+  $("message-title").textContent = title;
+  $("message-text").textContent = text;
+  const box = $("message-actions");
+  box.replaceChildren();
+  for (const { label, run } of actions) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "primary";
+    button.textContent = label;
+    button.addEventListener("click", run);
+    box.append(button);
+  }
+  show("message");
+}
+
+function minutesText(seconds) {
+  const minutes = Math.floor(Math.max(0, seconds) / 60);
+  if (minutes < 1) return "less than a minute";
+  return minutes === 1 ? "1 minute" : `${minutes} minutes`;
+}
+
+function stopTimers() {
+  clearInterval(state.waitTimer);
+  clearInterval(state.statsTimer);
+  state.waitTimer = null;
+  state.statsTimer = null;
+}
+
+function rejoin() {
+  // The token is still in the fragment: reloading starts again from the device check.
+  window.location.reload();
+}
+
+// ---------- before joining ----------
+
+async function fillDevicePickers() {
+  const { cameras, mics, speakers } = await LocalMedia.devices();
+  const fill = (select, devices, current, fallback) => {
+    select.replaceChildren();
+    devices.forEach((d, i) => {
+      const option = document.createElement("option");
+      option.value = d.deviceId;
+      option.textContent = d.label || `${fallback} ${i + 1}`;
+      option.selected = d.deviceId === current;
+      select.append(option);
+    });
+    select.disabled = devices.length === 0;
+  };
+  const activeCam = state.media.videoTrack?.getSettings().deviceId ?? null;
+  const activeMic = state.media.audioTrack?.getSettings().deviceId ?? null;
+  fill($("camera-select"), cameras, activeCam, "Camera");
+  fill($("mic-select"), mics, activeMic, "Microphone");
+  const canPickSpeaker = "setSinkId" in HTMLMediaElement.prototype && speakers.length > 0;
+  $("speaker-field").hidden = !canPickSpeaker;
+  if (canPickSpeaker) fill($("speaker-select"), speakers, state.choices.speakerId, "Speaker");
+}
+
+function showPreview() {
+  const hasVideo = Boolean(state.media.videoTrack);
+  for (const id of ["preview", "waiting-preview", "self-video"]) {
+    $(id).srcObject = hasVideo ? new MediaStream([state.media.videoTrack]) : null;
+  }
+  $("preview-off").hidden = hasVideo;
+  $("self-off").hidden = hasVideo;
+}
+
+async function openDevices() {
+  const result = await state.media.open({
+    audioId: state.choices.audioId,
+    videoId: state.choices.videoId,
+    video: !state.audioOnly,
+  });
+  state.cameraOn = result.video;
+  state.micOn = result.audio;
+  showPreview();
+  state.media.startMeter($("mic-level"));
+  const problem = $("device-problem");
+  problem.hidden = !result.problem;
+  $("device-problem-text").textContent = result.problem || "";
+  $("join").hidden = !result.audio && !result.video;
+  if (result.problem) alertText(result.problem);
+  await fillDevicePickers();
+  return result;
+}
+
+async function prejoin() {
+  show("prejoin");
+  $("prejoin-name").textContent = state.claims?.name || "Guest";
+  await openDevices();
+}
+
+function wirePrejoin() {
+  $("join").addEventListener("click", () => join());
+  $("retry-devices").addEventListener("click", () => openDevices());
+  $("join-audio-only").addEventListener("click", async () => {
+    state.audioOnly = true;
+    state.media.stopVideo();
+    state.cameraOn = false;
+    showPreview();
+    join();
+  });
+  $("join-chat-only").addEventListener("click", () => {
+    state.media.stop();
+    state.micOn = false;
+    state.cameraOn = false;
+    showPreview();
+    join();
+  });
+  $("camera-select").addEventListener("change", (e) => {
+    state.choices.videoId = e.target.value;
+    openDevices();
+  });
+  $("mic-select").addEventListener("change", (e) => {
+    state.choices.audioId = e.target.value;
+    openDevices();
+  });
+  $("speaker-select").addEventListener("change", (e) => {
+    state.choices.speakerId = e.target.value;
+    for (const audio of document.querySelectorAll("audio")) audio.setSinkId?.(e.target.value);
+  });
+}
+
+// ---------- joining and the socket ----------
+
+function join() {
+  $("join").disabled = true;
+  state.media.stopMeter();
+  const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+  state.signaling = new Signaling({
+    url: `${scheme}//${window.location.host}/ws`,
+    token: state.token,
+    onMessage: handle,
+    onStatus: socketStatus,
+    onFinal: (error) => {
+      const [title, text] = FINAL_TEXT[error.code] || ["We could not connect you", error.message];
+      closeAllPeers();
+      state.media.stop();
+      message(title, text, error.code === "link_in_use" ? [{ label: "Try again", run: rejoin }] : []);
+    },
+  });
+  state.signaling.start();
+}
+
+function socketStatus(status) {
+  state.socketStatus = status;
+  if (status === "reconnecting") announce("Connection lost. Reconnecting…");
+  updateConnection();
+}
+
+function send(message) {
+  state.signaling?.send(message);
+}
+
+function handle(msg) {
+  switch (msg.type) {
+    case "joined":
+      return joined(msg);
+    case "lobby":
+      return renderLobby(msg.waiting);
+    case "admitted":
+      announce("You have been let in.");
+      return enterCall(msg.peers);
+    case "denied":
+      closeAllPeers();
+      state.media.stop();
+      return message(
+        "You were not let in",
+        msg.message || "Your therapist could not let you in to this session. Please contact them if you have questions.",
+      );
+    case "lobby_notice":
+      $("lobby-notice").hidden = !msg.text;
+      $("lobby-notice-text").textContent = msg.text;
+      if (msg.text) announce(`Message from your therapist: ${msg.text}`);
+      return undefined;
+    case "waiting_status":
+      return presence(msg.therapist_present, true);
+    case "peer_joined":
+      announce(`${msg.participant.name} joined.`);
+      return addPeer(msg.participant);
+    case "peer_left":
+      return removePeer(msg.participant, msg.reason);
+    case "peer_reconnecting":
+      return peerQuality(msg.participant, "reconnecting", true);
+    case "peer_resumed":
+      return peerQuality(msg.participant, "connected", true);
+    case "signal":
+      return onSignal(msg);
+    case "chat":
+      return chatReceived(msg);
+    case "ended":
+      closeAllPeers();
+      state.media.stop();
+      return message("The session has ended", "Thank you. You can close this window.");
+    case "left":
+      closeAllPeers();
+      state.media.stop();
+      return message("You have left the session", "If you left by mistake, you can join again.", [
+        { label: "Join again", run: rejoin },
+      ]);
+    case "link_in_use":
+      return alertText("Someone tried to open a client's link on a second device. It was refused.");
+    case "server_shutdown":
+      return undefined; // the socket closes next and reconnects by itself
+    case "error":
+      return serverError(msg);
+    default:
+      return undefined;
+  }
+}
+
+function onSignal(msg) {
+  if (!state.peers.has(msg.from)) {
+    // A peer we have not heard of yet (its peer_joined may still be on its way).
+    addPeer({ id: msg.from, name: "Participant", role: "client" }, { offerer: false });
+  }
+  const entry = state.peers.get(msg.from);
+  if (!entry) return undefined;
+  // `state` signals carry the peer's microphone and camera state; the rest is WebRTC's.
+  if (msg.data && msg.data.kind === "state") return remoteState(entry, msg.data);
+  return entry.link.handleSignal(msg.data);
+}
+
+function serverError(msg) {
+  // A signal to a peer who just left is harmless; everything else is worth saying.
+  if (msg.code === "not_found") return;
+  alertText(msg.message);
+}
+
+function joined(msg) {
+  const first = state.selfId === null;
+  const placeLost = !first && !msg.resumed;
+  state.selfId = msg.participant.id;
+  state.role = msg.participant.role;
+  state.iceServers = msg.ice_servers || [];
+  document.body.dataset.participant = state.selfId;
+  document.body.dataset.role = state.role;
+  if (!first && msg.resumed) {
+    announce("Reconnected.");
+    return;
+  }
+  if (placeLost) {
+    closeAllPeers();
+    announce("Reconnected, but the session had moved on: starting again.");
+  }
+  $("therapist-panel").hidden = state.role !== "therapist";
+  $("end-session").hidden = state.role !== "therapist";
+  if (state.role === "therapist") renderLobby(msg.lobby || []);
+  if (msg.state === "waiting") {
+    enterWaiting(msg);
+  } else {
+    enterCall(msg.peers || []);
+  }
+}
+
+function presence(present, say) {
+  $("therapist-presence").textContent = present
+    ? "Your therapist is here."
+    : "Your therapist has not arrived yet. You can wait here.";
+  if (say) announce(present ? "Your therapist has arrived." : "Your therapist has stepped away.");
+}
+
+function enterWaiting(msg) {
+  show("waiting");
+  presence(msg.therapist_present, false);
+  $("lobby-notice").hidden = !msg.notice;
+  $("lobby-notice-text").textContent = msg.notice || "";
+  state.waitingSince = Date.now();
+  const tick = () => {
+    $("waited").textContent = minutesText((Date.now() - state.waitingSince) / 1000);
+  };
+  tick();
+  clearInterval(state.waitTimer);
+  state.waitTimer = setInterval(tick, 1000);
+  showPreview();
+}
+
+// ---------- the call ----------
+
+function enterCall(peers) {
+  clearInterval(state.waitTimer);
+  show("call");
+  $("connection").hidden = false;
+  showPreview();
+  // Those already in the room make the offers to us.
+  for (const peer of peers) addPeer(peer, { offerer: false });
+  updateControls();
+  clearInterval(state.statsTimer);
+  state.statsTimer = setInterval(pollStats, STATS_INTERVAL_MS);
+  updateConnection();
+}
+
+function localTracks() {
+  return {
+    audio: state.media.audioTrack,
+    video: state.cameraOn ? state.media.videoTrack : null,
+  };
+}
+
+function addPeer(info, { offerer = true } = {}) {
+  const known = state.peers.get(info.id);
+  if (known) {
+    // Learned of this peer from its first signal; now we know its name.
+    known.info = info;
+    known.tile.querySelector(".peer-name").textContent = info.name;
+    known.tile.querySelector("video").setAttribute("aria-label", `Video of ${info.name}`);
+    return;
+  }
+  if (info.id === state.selfId) return;
+  const tile = $("peer-template").content.firstElementChild.cloneNode(true);
+  tile.dataset.peerId = info.id;
+  tile.querySelector(".peer-name").textContent = info.name;
+  tile.querySelector("video").setAttribute("aria-label", `Video of ${info.name}`);
+  tile.querySelector("video").muted = true; // sound plays through the <audio> element
+  if (state.choices.speakerId) tile.querySelector("audio").setSinkId?.(state.choices.speakerId);
+  $("peers").append(tile);
+  $("alone").hidden = true;
+  const entry = { info, tile, remote: { audio: true, video: true, wantsVideo: true }, link: null };
+  const remoteStream = new MediaStream();
+  tile.querySelector("video").srcObject = remoteStream;
+  tile.querySelector("audio").srcObject = remoteStream;
+  entry.link = new PeerLink({
+    peerId: info.id,
+    // Each pair agrees on who yields when both offer at once.
+    polite: state.selfId > info.id,
+    offerer,
+    iceServers: state.iceServers,
+    tracks: localTracks(),
+    send: (data) => send({ type: "signal", to: info.id, data }),
+    onTrack: (track) => {
+      for (const old of remoteStream.getTracks().filter((t) => t.kind === track.kind)) {
+        remoteStream.removeTrack(old);
+      }
+      remoteStream.addTrack(track);
+    },
+    onState: (quality) => peerQuality(info.id, quality, false),
+  });
+  state.peers.set(info.id, entry);
+  sendState(entry);
+  updateConnection();
+}
+
+function removePeer(id, reason) {
+  const entry = state.peers.get(id);
+  if (!entry) return;
+  entry.link.close();
+  entry.tile.remove();
+  state.peers.delete(id);
+  $("alone").hidden = state.peers.size > 0;
+  announce(
+    reason === "timeout"
+      ? `${entry.info.name} lost their connection and left.`
+      : `${entry.info.name} left.`,
+  );
+  updateConnection();
+}
+
+function closeAllPeers() {
+  for (const entry of state.peers.values()) {
+    entry.link.close();
+    entry.tile.remove();
+  }
+  state.peers.clear();
+  clearInterval(state.statsTimer);
+}
+
+function peerQuality(id, quality, fromServer) {
+  const entry = state.peers.get(id);
+  if (!entry) return;
+  if (fromServer && quality === "reconnecting") {
+    announce(`${entry.info.name} is reconnecting.`);
+  } else if (fromServer && quality === "connected") {
+    announce(`${entry.info.name} is back.`);
+    quality = entry.link.quality;
+  }
+  entry.tile.dataset.quality = quality;
+  entry.tile.querySelector(".peer-quality").textContent = QUALITY_TEXT[quality];
+  updateConnection();
+}
+
+function updateConnection() {
+  const box = $("connection");
+  let overall = "connecting";
+  const qualities = [...state.peers.values()].map((p) => p.tile.dataset.quality);
+  if (state.socketStatus === "reconnecting") overall = "reconnecting";
+  else if (qualities.includes("poor")) overall = "poor";
+  else if (qualities.includes("reconnecting")) overall = "reconnecting";
+  else if (qualities.includes("connected")) overall = "connected";
+  else if (state.socketStatus === "open" && qualities.length === 0) overall = "connected";
+  if (box.dataset.state !== overall) {
+    box.dataset.state = overall;
+    $("connection-text").textContent = QUALITY_TEXT[overall];
+  }
+}
+
+async function pollStats() {
+  for (const entry of state.peers.values()) {
+    const sample = await entry.link.sample().catch(() => null);
+    if (!sample) continue;
+    // Exposed on the tile so that what the indicator is based on can be checked.
+    entry.tile.dataset.framesDecoded = String(sample.framesDecoded);
+    entry.tile.dataset.audioEnergy = String(sample.audioEnergy);
+  }
+}
+
+// Tells peers our microphone and camera state, and whether we want their video.
+function sendState(entry) {
+  const data = {
+    kind: "state",
+    audio: state.micOn && Boolean(state.media.audioTrack),
+    video: state.cameraOn && Boolean(state.media.videoTrack),
+    wantsVideo: !state.audioOnly,
+  };
+  const targets = entry ? [entry] : state.peers.values();
+  for (const e of targets) send({ type: "signal", to: e.info.id, data });
+}
+
+function remoteState(entry, data) {
+  entry.remote = { audio: Boolean(data.audio), video: Boolean(data.video), wantsVideo: data.wantsVideo !== false };
+  entry.tile.querySelector(".peer-muted").hidden = entry.remote.audio;
+  const off = entry.tile.querySelector(".peer-off");
+  off.hidden = entry.remote.video && !state.audioOnly;
+  off.textContent = state.audioOnly ? "Video paused (audio only)" : "Camera is off";
+  // Someone on audio only does not want our video: stop sending it to them.
+  entry.link.setTrack("video", entry.remote.wantsVideo && state.cameraOn ? state.media.videoTrack : null);
+}
+
+function updateControls() {
+  const mic = $("toggle-mic");
+  mic.setAttribute("aria-pressed", String(!state.micOn));
+  mic.textContent = state.micOn ? "Mute" : "Unmute";
+  const cam = $("toggle-camera");
+  cam.setAttribute("aria-pressed", String(!state.cameraOn));
+  cam.textContent = state.cameraOn ? "Camera off" : "Camera on";
+  cam.disabled = state.audioOnly;
+  $("toggle-audio-only").setAttribute("aria-pressed", String(state.audioOnly));
+  showPreview();
+  for (const entry of state.peers.values()) {
+    const off = entry.tile.querySelector(".peer-off");
+    off.hidden = entry.remote.video && !state.audioOnly;
+    off.textContent = state.audioOnly ? "Video paused (audio only)" : "Camera is off";
+  }
+}
+
+async function setCamera(on) {
+  if (on && !state.media.videoTrack) {
+    try {
+      await state.media.startVideo(state.choices.videoId);
+    } catch {
+      alertText("We could not start your camera.");
+      return;
+    }
+  }
+  if (!on) state.media.stopVideo();
+  state.cameraOn = on;
+  for (const entry of state.peers.values()) {
+    await entry.link.setTrack("video", on && entry.remote.wantsVideo ? state.media.videoTrack : null);
+  }
+  sendState();
+  updateControls();
+}
+
+function wireCall() {
+  $("toggle-mic").addEventListener("click", async () => {
+    if (!state.media.audioTrack) {
+      try {
+        const track = await state.media.startAudio();
+        for (const entry of state.peers.values()) await entry.link.setTrack("audio", track);
+      } catch {
+        alertText("We could not start your microphone.");
+        return;
+      }
+      state.micOn = true;
+    } else {
+      state.micOn = !state.micOn;
+      state.media.audioTrack.enabled = state.micOn;
+    }
+    announce(state.micOn ? "Microphone on." : "Microphone muted.");
+    sendState();
+    updateControls();
+  });
+  $("toggle-camera").addEventListener("click", async () => {
+    await setCamera(!state.cameraOn);
+    announce(state.cameraOn ? "Camera on." : "Camera off.");
+  });
+  $("toggle-audio-only").addEventListener("click", async () => {
+    state.audioOnly = !state.audioOnly;
+    await setCamera(!state.audioOnly);
+    announce(state.audioOnly ? "Audio only: video is paused both ways." : "Video is back on.");
+  });
+  $("toggle-chat").addEventListener("click", () => {
+    const panel = $("chat-panel");
+    panel.hidden = !panel.hidden;
+    $("toggle-chat").setAttribute("aria-pressed", String(!panel.hidden));
+    if (!panel.hidden) {
+      state.unreadChat = 0;
+      $("toggle-chat").textContent = "Chat";
+      $("chat-input").focus();
+    }
+  });
+  $("chat-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const input = $("chat-input");
+    const text = input.value.trim();
+    if (!text) return;
+    send({ type: "chat", text });
+    appendChat("You", text);
+    input.value = "";
+  });
+  $("chat-input").addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey) {
+      e.preventDefault();
+      $("chat-form").requestSubmit();
+    }
+  });
+  $("leave").addEventListener("click", () => send({ type: "leave" }));
+  $("waiting-leave").addEventListener("click", () => send({ type: "leave" }));
+  $("end-session").addEventListener("click", () => {
+    if (window.confirm("End the session for everyone?")) send({ type: "end" });
+  });
+  $("notice-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    send({ type: "lobby_notice", text: $("notice-text").value.trim() });
+    announce("Notice posted to the waiting room.");
+  });
+}
+
+function appendChat(who, text) {
+  const item = document.createElement("li");
+  const name = document.createElement("span");
+  name.className = "who";
+  name.textContent = `${who}:`;
+  item.append(name, document.createTextNode(text));
+  $("chat-log").append(item);
+  item.scrollIntoView({ block: "nearest" });
+}
+
+function chatReceived(msg) {
+  const name = state.peers.get(msg.from)?.info.name || "Participant";
+  appendChat(name, msg.text);
+  if ($("chat-panel").hidden) {
+    state.unreadChat += 1;
+    $("toggle-chat").textContent = `Chat (${state.unreadChat} new)`;
+    announce(`New message from ${name}.`);
+  }
+}
+
+// ---------- the therapist's waiting list ----------
+
+function renderLobby(waiting) {
+  const list = $("lobby-list");
+  const focusedId = document.activeElement?.closest?.(".lobby-item")?.dataset.participantId;
+  const before = new Set([...list.children].map((li) => li.dataset.participantId));
+  list.replaceChildren();
+  for (const person of waiting) {
+    const item = $("lobby-item-template").content.firstElementChild.cloneNode(true);
+    item.dataset.participantId = person.id;
+    item.querySelector(".lobby-name").textContent = person.name;
+    const since = () => {
+      const waited = minutesText(Date.now() / 1000 - person.since);
+      item.querySelector(".lobby-since").textContent = person.connected
+        ? `Waiting ${waited}`
+        : `Reconnecting (waiting ${waited})`;
+    };
+    since();
+    item.querySelector(".admit").setAttribute("aria-label", `Admit ${person.name}`);
+    item.querySelector(".deny").setAttribute("aria-label", `Deny ${person.name}`);
+    item.querySelector(".admit").addEventListener("click", () => {
+      send({ type: "admit", participant: person.id });
+    });
+    const form = item.querySelector(".deny-form");
+    item.querySelector(".deny").addEventListener("click", () => {
+      form.hidden = false;
+      form.querySelector(".deny-message").focus();
+    });
+    item.querySelector(".deny-cancel").addEventListener("click", () => {
+      form.hidden = true;
+      item.querySelector(".deny").focus();
+    });
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      const note = form.querySelector(".deny-message").value.trim();
+      send({ type: "deny", participant: person.id, message: note });
+    });
+    list.append(item);
+    if (!before.has(person.id)) announce(`${person.name} is waiting.`);
+  }
+  $("lobby-empty").hidden = waiting.length > 0;
+  // Keep keyboard focus in the list when it re-renders under the therapist's hands.
+  const again = focusedId && list.querySelector(`[data-participant-id="${CSS.escape(focusedId)}"] .admit`);
+  if (again) again.focus();
+}
+
+// ---------- start ----------
+
+async function main() {
+  state.token = tokenFromLocation(window.location);
+  state.claims = state.token ? readClaims(state.token) : null;
+  if (!state.token || !state.claims) {
+    message(
+      "This link is incomplete",
+      "Please open the full link you were sent. If it still does not work, ask for a new one.",
+    );
+    return;
+  }
+  wirePrejoin();
+  wireCall();
+  if (!navigator.mediaDevices?.getUserMedia) {
+    await prejoin().catch(() => undefined);
+    $("device-problem").hidden = false;
+    $("device-problem-text").textContent =
+      "This browser cannot use a camera or microphone here. You can still join with chat only.";
+    $("join").hidden = true;
+    $("join-audio-only").hidden = true;
+    return;
+  }
+  await prejoin();
+}
+
+main();

@@ -1,0 +1,195 @@
+// One RTCPeerConnection per remote participant, negotiated with the perfect-negotiation
+// pattern (one side polite, the other not) over the server's `signal` relay, with trickle
+// ICE. When ICE fails: an ICE restart first, then, if that does not bring it back, a fresh
+// connection (started by the impolite side, so the two do not both rebuild).
+
+const RESTART_GRACE_MS = 8000;
+// Round-trip time or packet loss above these shows "poor connection".
+const POOR_RTT_S = 0.4;
+const POOR_LOSS = 0.05;
+
+export class PeerLink {
+  constructor({ peerId, polite, offerer, iceServers, tracks, send, onTrack, onState }) {
+    this.peerId = peerId;
+    this.polite = polite;
+    // The first offer comes from whoever was in the room first; the newcomer waits for it.
+    // That avoids a glare on every join; perfect negotiation covers the rest.
+    this.awaitingOffer = !offerer;
+    this.iceServers = iceServers;
+    this.send = send; // (data) => void, relayed to this peer only
+    this.onTrack = onTrack; // (MediaStreamTrack) => void
+    this.onState = onState; // (quality) => void
+    this.tracks = { audio: tracks.audio || null, video: tracks.video || null };
+    this.last = null; // previous stats sample, for rates
+    this.quality = "connecting";
+    this.closed = false;
+    this.restartTimer = null;
+    // Signals are applied one at a time, in arrival order: a candidate must not be added
+    // while the description it belongs to is still being set.
+    this.queue = Promise.resolve();
+    this.build();
+  }
+
+  build() {
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+    this.pc = pc;
+    this.makingOffer = false;
+    this.ignoreOffer = false;
+    this.settingRemoteAnswer = false;
+    this.senders = { audio: null, video: null };
+    this.stream = new MediaStream();
+    for (const kind of ["audio", "video"]) {
+      const track = this.tracks[kind];
+      if (track) this.senders[kind] = pc.addTrack(track, this.stream);
+    }
+    pc.addEventListener("negotiationneeded", async () => {
+      if (this.awaitingOffer) return; // fires again once the first offer is answered
+      try {
+        this.makingOffer = true;
+        await pc.setLocalDescription();
+        this.send({ kind: "description", description: pc.localDescription.toJSON() });
+      } catch (error) {
+        console.warn("negotiation failed", error);
+      } finally {
+        this.makingOffer = false;
+      }
+    });
+    pc.addEventListener("icecandidate", ({ candidate }) => {
+      if (candidate) this.send({ kind: "candidate", candidate: candidate.toJSON() });
+    });
+    pc.addEventListener("track", ({ track }) => this.onTrack(track));
+    pc.addEventListener("iceconnectionstatechange", () => this.iceChanged());
+    pc.addEventListener("connectionstatechange", () => this.report());
+  }
+
+  handleSignal(data) {
+    this.queue = this.queue.then(() => this.apply(data));
+    return this.queue;
+  }
+
+  async apply(data) {
+    if (this.closed || !data || typeof data !== "object") return;
+    if (data.kind === "reset") {
+      this.rebuild(false);
+      return;
+    }
+    const pc = this.pc;
+    try {
+      if (data.kind === "description") {
+        const description = data.description;
+        // An offer is welcome unless we are making one, or are mid-way through our own
+        // offer/answer (an answer being applied counts as done).
+        const ready =
+          !this.makingOffer && (pc.signalingState === "stable" || this.settingRemoteAnswer);
+        const collision = description.type === "offer" && !ready;
+        this.ignoreOffer = !this.polite && collision;
+        if (this.ignoreOffer) return;
+        this.settingRemoteAnswer = description.type === "answer";
+        try {
+          await pc.setRemoteDescription(description);
+        } finally {
+          this.settingRemoteAnswer = false;
+        }
+        if (description.type === "offer") {
+          await pc.setLocalDescription();
+          this.send({ kind: "description", description: pc.localDescription.toJSON() });
+          this.awaitingOffer = false;
+        }
+      } else if (data.kind === "candidate") {
+        try {
+          await pc.addIceCandidate(data.candidate);
+        } catch (error) {
+          if (!this.ignoreOffer) throw error;
+        }
+      }
+    } catch (error) {
+      console.warn("signal handling failed", error);
+    }
+  }
+
+  // Sends this track (or nothing, with null) to this peer, renegotiating only if needed.
+  async setTrack(kind, track) {
+    this.tracks[kind] = track;
+    const sender = this.senders[kind];
+    if (sender) {
+      await sender.replaceTrack(track);
+    } else if (track) {
+      this.senders[kind] = this.pc.addTrack(track, this.stream);
+    }
+  }
+
+  iceChanged() {
+    const state = this.pc.iceConnectionState;
+    if (state === "failed") {
+      this.pc.restartIce();
+      clearTimeout(this.restartTimer);
+      if (!this.polite) {
+        this.restartTimer = setTimeout(() => {
+          const now = this.pc.iceConnectionState;
+          if (now !== "connected" && now !== "completed") this.rebuild(true);
+        }, RESTART_GRACE_MS);
+      }
+    } else if (state === "connected" || state === "completed") {
+      clearTimeout(this.restartTimer);
+    }
+    this.report();
+  }
+
+  rebuild(tellPeer) {
+    if (this.closed) return;
+    clearTimeout(this.restartTimer);
+    this.pc.close();
+    if (tellPeer) this.send({ kind: "reset" });
+    this.awaitingOffer = !tellPeer;
+    this.build();
+    this.report();
+  }
+
+  report() {
+    const state = this.pc.connectionState;
+    let quality = this.quality;
+    if (state === "new" || state === "connecting") quality = "connecting";
+    else if (state === "disconnected" || state === "failed") quality = "reconnecting";
+    else if (state === "connected" && quality !== "poor") quality = "connected";
+    this.setQuality(quality);
+  }
+
+  setQuality(quality) {
+    if (quality === this.quality) return;
+    this.quality = quality;
+    this.onState(quality);
+  }
+
+  // Reads getStats: frames decoded, audio energy received, round-trip time and packet loss.
+  async sample() {
+    if (this.closed) return null;
+    const report = await this.pc.getStats();
+    const now = { framesDecoded: 0, audioEnergy: 0, lost: 0, received: 0, rtt: null };
+    report.forEach((s) => {
+      if (s.type === "inbound-rtp") {
+        now.lost += s.packetsLost || 0;
+        now.received += s.packetsReceived || 0;
+        if (s.kind === "video") now.framesDecoded += s.framesDecoded || 0;
+        if (s.kind === "audio") now.audioEnergy += s.totalAudioEnergy || 0;
+      } else if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") {
+        if (typeof s.currentRoundTripTime === "number") now.rtt = s.currentRoundTripTime;
+      }
+    });
+    const before = this.last;
+    this.last = now;
+    if (this.pc.connectionState === "connected" && before) {
+      const lost = now.lost - before.lost;
+      const total = lost + (now.received - before.received);
+      const lossRate = total > 0 ? lost / total : 0;
+      const poor = lossRate > POOR_LOSS || (now.rtt !== null && now.rtt > POOR_RTT_S);
+      this.setQuality(poor ? "poor" : "connected");
+    }
+    return now;
+  }
+
+  close() {
+    this.closed = true;
+    clearTimeout(this.restartTimer);
+    this.pc.close();
+  }
+}
