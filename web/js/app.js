@@ -476,6 +476,8 @@ async function pollStats() {
     // Exposed on the tile so that what the indicator is based on can be checked.
     entry.tile.dataset.framesDecoded = String(sample.framesDecoded);
     entry.tile.dataset.audioEnergy = String(sample.audioEnergy);
+    entry.tile.dataset.iceRestarts = String(entry.link.iceRestarts);
+    entry.tile.dataset.rebuilds = String(entry.link.rebuilds);
   }
 }
 

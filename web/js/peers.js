@@ -3,6 +3,9 @@
 // ICE. When ICE fails: an ICE restart first, then, if that does not bring it back, a fresh
 // connection (started by the impolite side, so the two do not both rebuild).
 
+// A connection "disconnected" this long gets an ICE restart without waiting for "failed"
+// (which can take half a minute); one still down this long after a restart is rebuilt.
+const DISCONNECTED_GRACE_MS = 4000;
 const RESTART_GRACE_MS = 8000;
 // Round-trip time or packet loss above these shows "poor connection".
 const POOR_RTT_S = 0.4;
@@ -16,7 +19,7 @@ export class PeerLink {
     // That avoids a glare on every join; perfect negotiation covers the rest.
     this.awaitingOffer = !offerer;
     this.iceServers = iceServers;
-    this.send = send; // (data) => void, relayed to this peer only
+    this.sendRaw = send; // (data) => void, relayed to this peer only
     this.onTrack = onTrack; // (MediaStreamTrack) => void
     this.onState = onState; // (quality) => void
     this.tracks = { audio: tracks.audio || null, video: tracks.video || null };
@@ -24,6 +27,12 @@ export class PeerLink {
     this.quality = "connecting";
     this.closed = false;
     this.restartTimer = null;
+    this.disconnectTimer = null;
+    this.iceRestarts = 0;
+    this.rebuilds = 0;
+    // Each fresh connection is a new generation; signals of an older one are dropped, so a
+    // late offer from a connection already torn down cannot confuse its successor.
+    this.generation = 0;
     // Signals are applied one at a time, in arrival order: a candidate must not be added
     // while the description it belongs to is still being set.
     this.queue = Promise.resolve();
@@ -62,6 +71,10 @@ export class PeerLink {
     pc.addEventListener("connectionstatechange", () => this.report());
   }
 
+  send(data) {
+    this.sendRaw({ ...data, gen: this.generation });
+  }
+
   handleSignal(data) {
     this.queue = this.queue.then(() => this.apply(data));
     return this.queue;
@@ -69,10 +82,14 @@ export class PeerLink {
 
   async apply(data) {
     if (this.closed || !data || typeof data !== "object") return;
-    if (data.kind === "reset") {
+    const gen = Number.isInteger(data.gen) ? data.gen : 0;
+    if (gen < this.generation) return;
+    if (gen > this.generation) {
+      // The peer started a fresh connection (its "reset" says so; a later signal implies it).
+      this.generation = gen;
       this.rebuild(false);
-      return;
     }
+    if (data.kind === "reset") return;
     const pc = this.pc;
     try {
       if (data.kind === "description") {
@@ -121,25 +138,45 @@ export class PeerLink {
   iceChanged() {
     const state = this.pc.iceConnectionState;
     if (state === "failed") {
-      this.pc.restartIce();
-      clearTimeout(this.restartTimer);
-      if (!this.polite) {
-        this.restartTimer = setTimeout(() => {
-          const now = this.pc.iceConnectionState;
-          if (now !== "connected" && now !== "completed") this.rebuild(true);
-        }, RESTART_GRACE_MS);
-      }
+      this.restart();
+    } else if (state === "disconnected") {
+      clearTimeout(this.disconnectTimer);
+      this.disconnectTimer = setTimeout(() => {
+        if (this.pc.iceConnectionState === "disconnected") this.restart();
+      }, DISCONNECTED_GRACE_MS);
     } else if (state === "connected" || state === "completed") {
+      clearTimeout(this.disconnectTimer);
       clearTimeout(this.restartTimer);
+      this.restartTimer = null;
     }
     this.report();
+  }
+
+  restart() {
+    if (this.closed || this.restartTimer) return;
+    this.iceRestarts += 1;
+    this.pc.restartIce();
+    // Only the impolite side rebuilds, so that the two do not both start over.
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = null;
+      const now = this.pc.iceConnectionState;
+      if (now === "connected" || now === "completed") return;
+      if (!this.polite) this.rebuild(true);
+      else this.restart();
+    }, RESTART_GRACE_MS);
   }
 
   rebuild(tellPeer) {
     if (this.closed) return;
     clearTimeout(this.restartTimer);
+    clearTimeout(this.disconnectTimer);
+    this.restartTimer = null;
+    this.rebuilds += 1;
     this.pc.close();
-    if (tellPeer) this.send({ kind: "reset" });
+    if (tellPeer) {
+      this.generation += 1;
+      this.send({ kind: "reset" });
+    }
     this.awaitingOffer = !tellPeer;
     this.build();
     this.report();
@@ -179,9 +216,13 @@ export class PeerLink {
     this.last = now;
     if (this.pc.connectionState === "connected" && before) {
       const lost = now.lost - before.lost;
-      const total = lost + (now.received - before.received);
-      const lossRate = total > 0 ? lost / total : 0;
-      const poor = lossRate > POOR_LOSS || (now.rtt !== null && now.rtt > POOR_RTT_S);
+      const received = now.received - before.received;
+      const lossRate = lost + received > 0 ? lost / (lost + received) : 0;
+      // Packets were arriving and have stopped: the connection is stalling, before ICE
+      // itself notices.
+      const stalled = received === 0 && before.received > 0;
+      const poor =
+        stalled || lossRate > POOR_LOSS || (now.rtt !== null && now.rtt > POOR_RTT_S);
       this.setQuality(poor ? "poor" : "connected");
     }
     return now;
@@ -190,6 +231,7 @@ export class PeerLink {
   close() {
     this.closed = true;
     clearTimeout(this.restartTimer);
+    clearTimeout(this.disconnectTimer);
     this.pc.close();
   }
 }
