@@ -38,23 +38,9 @@ from signaling.app import create_app  # noqa: E402
 from signaling.config import Settings  # noqa: E402
 from signaling.model import Role  # noqa: E402
 from signaling.tokens import KeyRing  # noqa: E402
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 SECRET = "join-latency-benchmark-secret-0123456789abcdef"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream=fps=30",
-    "--allow-loopback-in-peer-connection",
-    "--autoplay-policy=no-user-gesture-required",
-]
 TIMEOUT_MS = 20_000
 
 # Resolves with the wall-clock time of the first remote video frame this page presents.

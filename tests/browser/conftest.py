@@ -3,7 +3,6 @@ loopback. A missing browser fails the suite: scripts/test installs it."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -17,23 +16,9 @@ from signaling.app import create_app
 from signaling.config import Settings
 from signaling.model import Role, RoomSettings
 from signaling.tokens import KeyRing
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.support import make_keys, make_settings, mint
 
-CHROMIUM = os.environ.get("SESSIONROOM_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream=fps=30",
-    "--allow-loopback-in-peer-connection",
-    "--autoplay-policy=no-user-gesture-required",
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
 
@@ -95,6 +80,21 @@ async def open_page(browser: Browser, url: str, **context_options: Any) -> Page:
     page.set_default_timeout(10_000)
     await page.goto(url)
     return page
+
+
+async def in_call(
+    browser: Browser, site: Site, room: str = "r", **context_options: Any
+) -> tuple[Page, Page]:
+    """A therapist ("Dr Sam") and a client ("Alex") in a call, each in their own browser."""
+    therapist = await open_page(
+        browser, site.link(room, Role.THERAPIST, "Dr Sam"), **context_options
+    )
+    client = await open_page(browser, site.link(room, Role.CLIENT, "Alex"), **context_options)
+    for page in (therapist, client):
+        await page.get_by_role("button", name="Join", exact=True).click()
+    await therapist.get_by_role("button", name="Admit Alex").click()
+    await client.locator("#screen-call").wait_for()
+    return therapist, client
 
 
 async def screenshot(page: Page, name: str) -> None:

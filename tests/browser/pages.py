@@ -53,3 +53,12 @@ async def video_advancing(page: Page) -> None:
         1000,
     )
     assert counted >= 5, f"only {counted} remote video frames presented in a second"
+
+
+async def chat_reaches(sender: Page, receiver: Page, text: str) -> None:
+    """`sender` types a chat message; `receiver` is told of it and reads it."""
+    await sender.get_by_role("button", name="Chat").click()
+    await sender.locator("#chat-input").fill(text)
+    await sender.keyboard.press("Enter")
+    await receiver.get_by_role("button", name="Chat (1 new)").click()
+    await expect(receiver.locator("#chat-log")).to_contain_text(text)

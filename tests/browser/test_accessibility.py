@@ -8,7 +8,7 @@ import pytest
 from playwright.async_api import Browser, Locator, Page, expect
 
 from signaling.model import Role
-from tests.browser.conftest import AXE, Site, open_page, screenshot
+from tests.browser.conftest import AXE, Site, in_call, open_page, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.network]
 
@@ -111,11 +111,7 @@ async def test_state_changes_are_announced(browser: Browser, site: Site) -> None
 
 async def test_usable_at_320_pixels(browser: Browser, site: Site) -> None:
     size = {"width": 320, "height": 640}
-    therapist = await open_page(browser, site.link("r", Role.THERAPIST, "Dr Sam"), viewport=size)
-    client = await open_page(browser, site.link("r", Role.CLIENT, "Alex"), viewport=size)
-    for page in (therapist, client):
-        await page.get_by_role("button", name="Join", exact=True).click()
-    await therapist.get_by_role("button", name="Admit Alex").click()
+    therapist, client = await in_call(browser, site, viewport=size)
     await expect(client.locator(".peer")).to_have_count(1)
     for page in (therapist, client):
         width = await page.evaluate("document.documentElement.scrollWidth")

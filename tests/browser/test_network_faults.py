@@ -13,9 +13,8 @@ from contextlib import contextmanager
 import pytest
 from playwright.async_api import Browser, expect
 
-from signaling.model import Role
-from tests.browser.conftest import Site, open_page
-from tests.browser.pages import FRAMES, join, media_flowing, wait_stat_above
+from tests.browser.conftest import Site, in_call
+from tests.browser.pages import FRAMES, media_flowing, wait_stat_above
 
 pytestmark = [pytest.mark.browser, pytest.mark.network]
 
@@ -44,11 +43,7 @@ def udp_cut() -> Iterator[None]:
 
 
 async def test_ice_restart_then_fresh_connection(browser: Browser, site: Site) -> None:
-    therapist = await open_page(browser, site.link("r", Role.THERAPIST, "Dr Sam"))
-    client = await open_page(browser, site.link("r", Role.CLIENT, "Alex"))
-    await join(therapist)
-    await join(client)
-    await therapist.get_by_role("button", name="Admit Alex").click()
+    therapist, client = await in_call(browser, site)
     await media_flowing(client)
     await media_flowing(therapist)
     therapist_id = await therapist.evaluate("document.body.dataset.participant")

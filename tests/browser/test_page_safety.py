@@ -9,8 +9,8 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from signaling.model import Role
-from tests.browser.conftest import Site, open_page, screenshot
-from tests.browser.pages import AUDIO, FRAMES, join, stat, wait_stat_above
+from tests.browser.conftest import Site, in_call, open_page, screenshot
+from tests.browser.pages import AUDIO, FRAMES, chat_reaches, join, stat, wait_stat_above
 
 pytestmark = [pytest.mark.browser, pytest.mark.network]
 
@@ -85,19 +85,11 @@ async def test_refused_devices_offer_audio_or_chat_only(browser: Browser, site: 
     await wait_stat_above(client, FRAMES, 5)
     await expect(therapist.locator(".peer .peer-muted")).to_be_visible()
     await expect(therapist.locator(".peer .peer-off")).to_be_visible()
-    await client.get_by_role("button", name="Chat").click()
-    await client.locator("#chat-input").fill("I can only type today")
-    await client.keyboard.press("Enter")
-    await therapist.get_by_role("button", name="Chat (1 new)").click()
-    await expect(therapist.locator("#chat-log")).to_contain_text("I can only type today")
+    await chat_reaches(client, therapist, "I can only type today")
 
 
 async def test_audio_only_stops_video_both_ways(browser: Browser, site: Site) -> None:
-    therapist = await open_page(browser, site.link("r", Role.THERAPIST, "Dr Sam"))
-    client = await open_page(browser, site.link("r", Role.CLIENT, "Alex"))
-    await join(therapist)
-    await join(client)
-    await therapist.get_by_role("button", name="Admit Alex").click()
+    therapist, client = await in_call(browser, site)
     await wait_stat_above(therapist, FRAMES, 5)
     await wait_stat_above(client, FRAMES, 5)
     await client.get_by_role("button", name="Audio only").click()

@@ -10,9 +10,10 @@ from playwright.async_api import Browser, expect
 from signaling.appkeys import CONNECTIONS
 from signaling.model import Role, RoomSettings
 from signaling.ws import Connection
-from tests.browser.conftest import Site, open_page, screenshot
+from tests.browser.conftest import Site, in_call, open_page, screenshot
 from tests.browser.pages import (
     FRAMES,
+    chat_reaches,
     join,
     media_flowing,
     stat,
@@ -42,11 +43,7 @@ async def test_deny_with_a_message(browser: Browser, site: Site) -> None:
 
 
 async def test_server_drops_the_socket_mid_call(browser: Browser, site: Site) -> None:
-    therapist = await open_page(browser, site.link("r", Role.THERAPIST, "Dr Sam"))
-    client = await open_page(browser, site.link("r", Role.CLIENT, "Alex"))
-    await join(therapist)
-    await join(client)
-    await therapist.get_by_role("button", name="Admit Alex").click()
+    therapist, client = await in_call(browser, site)
     await media_flowing(client)
     client_id = await client.evaluate("document.body.dataset.participant")
 
@@ -70,11 +67,7 @@ async def test_server_drops_the_socket_mid_call(browser: Browser, site: Site) ->
     assert await client.evaluate("document.body.dataset.participant") == client_id
     await expect(therapist.locator(".peer")).to_have_count(1)
     # Signalling works again: chat goes through.
-    await client.get_by_role("button", name="Chat").click()
-    await client.locator("#chat-input").fill("back again")
-    await client.keyboard.press("Enter")
-    await therapist.get_by_role("button", name="Chat (1 new)").click()
-    await expect(therapist.locator("#chat-log")).to_contain_text("back again")
+    await chat_reaches(client, therapist, "back again")
 
 
 async def test_family_session_shows_everyone_in_a_grid(browser: Browser, site: Site) -> None:

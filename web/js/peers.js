@@ -176,6 +176,9 @@ export class PeerLink {
     if (tellPeer) {
       this.generation += 1;
       this.send({ kind: "reset" });
+      // A description being applied to the connection just closed never settles (closed
+      // connections abandon their pending operations): start the queue afresh.
+      this.queue = Promise.resolve();
     }
     this.awaitingOffer = !tellPeer;
     this.build();
