@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiortc import RTCConfiguration, RTCIceServer
+if TYPE_CHECKING:
+    from aiortc import RTCConfiguration
 
 _URL_RE = re.compile(r"^(stun|stuns|turn|turns):[^\s,]+$")
 
@@ -46,6 +47,10 @@ def parse_ice_urls(value: str) -> tuple[IceServer, ...]:
 
 
 def rtc_configuration(servers: Iterable[IceServer]) -> RTCConfiguration:
+    # Imported here: the signalling process needs the ICE list, not aiortc and its codecs
+    # (which double an idle node's memory and the objects its garbage collector walks).
+    from aiortc import RTCConfiguration, RTCIceServer
+
     return RTCConfiguration(
         iceServers=[
             RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import re
 import signal
@@ -134,6 +135,9 @@ async def _serve(app: web.Application, settings: Settings, *, demo: bool) -> Non
             print("No API keys configured (SESSIONROOM_API_KEYS): the REST API is closed.")
         if demo:
             await _print_demo_links(app)
+        # What exists now (modules, the app) lives as long as the process: keep the garbage
+        # collector's full passes, which stall every socket, from walking it again and again.
+        gc.freeze()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print figures (run them by path, e.g. `python bench/signaling.py`)."""
