@@ -32,7 +32,7 @@ from playwright.async_api import Browser, Page, async_playwright
 # Run as `python bench/join_latency.py`, this file's folder comes first on sys.path, where
 # bench/signaling.py would shadow the `signaling` package: drop the folder first.
 _HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 from signaling.app import create_app  # noqa: E402
 from signaling.config import Settings  # noqa: E402

@@ -134,8 +134,16 @@ async function fillDevicePickers() {
 
 function showPreview() {
   const hasVideo = Boolean(state.media.videoTrack);
-  for (const id of ["preview", "waiting-preview", "self-video"]) {
-    $(id).srcObject = hasVideo ? new MediaStream([state.media.videoTrack]) : null;
+  // Only the visible screen's self view plays: hidden ones would still decode every frame.
+  for (const [id, screen] of [
+    ["preview", "screen-prejoin"],
+    ["waiting-preview", "screen-waiting"],
+    ["self-video", "screen-call"],
+  ]) {
+    const video = $(id);
+    const wanted = hasVideo && !$(screen).hidden ? state.media.videoTrack : null;
+    const current = video.srcObject?.getVideoTracks()[0] ?? null;
+    if (current !== wanted) video.srcObject = wanted ? new MediaStream([wanted]) : null;
   }
   $("preview-off").hidden = hasVideo;
   $("self-off").hidden = hasVideo;
@@ -355,11 +363,12 @@ function enterWaiting(msg) {
 
 function enterCall(peers) {
   clearInterval(state.waitTimer);
-  show("call");
-  $("connection").hidden = false;
-  showPreview();
+  // Peer connections first, so that they are ready when the offers arrive; the screen
+  // change (layout, the self view starting) can follow.
   // Those already in the room make the offers to us.
   for (const peer of peers) addPeer(peer, { offerer: false });
+  show("call");
+  $("connection").hidden = false;
   updateControls();
   clearInterval(state.statsTimer);
   state.statsTimer = setInterval(pollStats, STATS_INTERVAL_MS);

@@ -40,7 +40,8 @@ export class PeerLink {
   }
 
   build() {
-    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+    // A candidate pool gathers while the offer and answer are on their way, not after.
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers, iceCandidatePoolSize: 1 });
     this.pc = pc;
     this.makingOffer = false;
     this.ignoreOffer = false;
