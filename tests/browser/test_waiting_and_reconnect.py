@@ -86,3 +86,19 @@ async def test_family_session_shows_everyone_in_a_grid(browser: Browser, site: S
         for i in range(2):
             await wait_stat_above(page, FRAMES, 5, nth=i)
     await screenshot(therapist, "9-family-grid")
+
+
+async def test_leaving_from_the_waiting_room(browser: Browser, site: Site) -> None:
+    therapist = await open_page(browser, site.link("r", Role.THERAPIST, "Dr Sam"))
+    client = await open_page(browser, site.link("r", Role.CLIENT, "Alex"))
+    await join(therapist)
+    await join(client)
+    await expect(therapist.locator(".lobby-item")).to_have_count(1)
+    await client.get_by_role("button", name="Leave").click()
+    await expect(client.get_by_role("heading", name="You have left the session")).to_be_visible()
+    await expect(therapist.locator(".lobby-item")).to_have_count(0)
+    # No dead end: the person can come back with the same link.
+    await client.get_by_role("button", name="Join again").click()
+    await join(client)
+    await expect(client.locator("#screen-waiting")).to_be_visible()
+    await expect(therapist.locator(".lobby-item")).to_have_count(1)
