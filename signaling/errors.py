@@ -70,6 +70,15 @@ class RoomEnded(SessionroomError):
     default_message = "This session has ended."
 
 
+class Denied(SessionroomError):
+    """A resume by a client the therapist turned away while its socket was away."""
+
+    code = "denied"
+    http_status = 403
+    closes = True
+    default_message = "Your therapist could not let you in to this session."
+
+
 class Unauthorized(SessionroomError):
     code = "unauthorized"
     http_status = 401

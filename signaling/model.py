@@ -181,6 +181,9 @@ class RoomState:
     participants: tuple[Participant, ...] = field(default=())
     notice: str = ""
     ended_at: float | None = None
+    # (participant id, message) of recent denials: a denied client whose socket was away
+    # when it happened learns of it on resuming instead of queueing again.
+    denied: tuple[tuple[str, str], ...] = ()
 
     @property
     def ended(self) -> bool:
@@ -234,6 +237,7 @@ class RoomState:
             "origin": self.origin,
             "participants": [p.to_dict() for p in self.participants],
             "notice": self.notice,
+            "denied": [list(d) for d in self.denied],
             "ended_at": self.ended_at,
         }
 
@@ -246,5 +250,6 @@ class RoomState:
             origin=data["origin"],
             participants=tuple(Participant.from_dict(p) for p in data["participants"]),
             notice=data["notice"],
+            denied=tuple((d[0], d[1]) for d in data.get("denied", ())),
             ended_at=data["ended_at"],
         )

@@ -143,7 +143,10 @@ def admit(room: RoomState, actor_id: str, target_id: str) -> Change:
     return Change(room.with_participant(after), target, after)
 
 
-def deny(room: RoomState, actor_id: str, target_id: str) -> Change:
+DENIED_KEPT = 20
+
+
+def deny(room: RoomState, actor_id: str, target_id: str, message: str = "") -> Change:
     room = require_open(room)
     _require_therapist(room, actor_id)
     target = _require(room, target_id)
@@ -151,6 +154,7 @@ def deny(room: RoomState, actor_id: str, target_id: str) -> Change:
         after = replace(target, state=next_state(target.state, LobbyEvent.DENY))
     except InvalidTransition:
         raise Conflict("That participant is no longer waiting.") from None
+    room = replace(room, denied=(*room.denied, (target.id, message))[-DENIED_KEPT:])
     return Change(room.with_participant(after), target, after)
 
 

@@ -20,6 +20,7 @@ from signaling import room_rules
 from signaling.bus import Envelope, MessageBus
 from signaling.errors import (
     Conflict,
+    Denied,
     Forbidden,
     InvalidToken,
     LinkInUse,
@@ -158,6 +159,9 @@ class RoomService:
             message = {"type": "ended", "by": by}
             for p in everyone:
                 await self._send(p.id, message, close_code=CLOSE_NORMAL, close_reason="ended")
+                if not p.connected:
+                    # Nobody resumes into an ended room: drop what was kept for them.
+                    await self.bus.discard(p.id)
 
     # ---- joining ----
 
@@ -182,6 +186,9 @@ class RoomService:
             def apply(current: RoomState | None) -> tuple[RoomState | None, Change]:
                 room = room_rules.open_room(current, claims.room, claims.room_settings, now, "link")
                 held = room.participant(resume_id) if resume_id else None
+                denial = dict(room.denied).get(resume_id) if resume_id else None
+                if denial is not None:
+                    raise Denied(denial or None)
                 if held is not None:
                     if held.link_id != claims.link_id or not resume_matches(
                         resume_secret, held.resume_hash
@@ -325,7 +332,7 @@ class RoomService:
         async with self._serial.hold(s.room_id):
             self._require(s, Permission.DENY)
             change = await self._apply(
-                s.room_id, lambda r: room_rules.deny(r, s.participant_id, target)
+                s.room_id, lambda r: room_rules.deny(r, s.participant_id, target, message)
             )
             log.info("denied", extra={**s.ids, "participant": target, "by": s.participant_id})
             await self._send(

@@ -129,3 +129,21 @@ async def test_expired_link_says_so(browser: Browser, site: Site) -> None:
     await join(page)
     await expect(page.get_by_role("heading", name="This link has expired")).to_be_visible()
     await screenshot(page, "13-expired-link")
+
+
+async def test_therapist_without_devices_still_sees_the_client(
+    browser: Browser, site: Site
+) -> None:
+    context = await browser.new_context()
+    await context.add_init_script(REFUSE_DEVICES)
+    therapist = await context.new_page()
+    await therapist.goto(site.link("r", Role.THERAPIST, "Dr Sam"))
+    await therapist.get_by_role("button", name="Continue with chat only").click()
+    await expect(therapist.locator("#screen-call")).to_be_visible()
+    client = await open_page(browser, site.link("r", Role.CLIENT, "Alex"))
+    await join(client)
+    await therapist.get_by_role("button", name="Admit Alex").click()
+    # The therapist sends nothing, yet the offer asks for the client's audio and video.
+    await wait_stat_above(therapist, FRAMES, 5)
+    await wait_stat_above(therapist, AUDIO, 0)
+    await expect(client.locator(".peer .peer-off")).to_be_visible()

@@ -130,3 +130,20 @@ async def test_shutdown_tells_every_socket(aiohttp_client: AiohttpClient) -> Non
     for message, code in await closing:
         assert message == {"type": "server_shutdown"}
         assert code == 1001
+
+
+async def test_denied_while_away_is_told_on_resume(harness: Harness) -> None:
+    therapist = await harness.therapist("r")
+    client = await harness.client("r")
+    await therapist.expect("lobby")
+    await client.ws.close()
+    assert (await therapist.expect("lobby"))["waiting"][0]["connected"] is False
+    await therapist.send(type="deny", participant=client.id, message="Please rebook.")
+    assert (await therapist.expect("lobby"))["waiting"] == []
+    back = await harness.open()
+    await back.send(type="join", token=client.link, resume=client.joined["resume"])
+    error = await back.expect_error("denied")
+    assert error["message"] == "Please rebook."
+    assert await back.expect_closed() == 1008
+    # It did not slip back into the waiting room.
+    assert [m for m in await therapist.quiet() if m["type"] == "lobby" and m["waiting"]] == []

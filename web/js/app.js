@@ -22,6 +22,7 @@ const FINAL_TEXT = {
   room_ended: ["This session has ended", "Thank you. You can close this window."],
   room_full: ["The room is full", "Please contact your therapist."],
   replaced: ["Continued elsewhere", "This session continued in another window. You can close this one."],
+  denied: ["You were not let in", null],
 };
 
 const state = {
@@ -41,6 +42,8 @@ const state = {
   statsTimer: null,
   socketStatus: "idle",
   unreadChat: 0,
+  joining: false,
+  busy: false,
   choices: { videoId: null, audioId: null, speakerId: null },
 };
 
@@ -150,11 +153,14 @@ function showPreview() {
 }
 
 async function openDevices() {
+  $("join").disabled = true; // until we know what we have
   const result = await state.media.open({
     audioId: state.choices.audioId,
     videoId: state.choices.videoId,
     video: !state.audioOnly,
   });
+  if (state.joining) return result; // a choice made meanwhile (chat only) stands
+  $("join").disabled = false;
   state.cameraOn = result.video;
   state.micOn = result.audio;
   showPreview();
@@ -179,9 +185,8 @@ function wirePrejoin() {
   $("retry-devices").addEventListener("click", () => openDevices());
   $("join-audio-only").addEventListener("click", async () => {
     state.audioOnly = true;
-    state.media.stopVideo();
-    state.cameraOn = false;
-    showPreview();
+    state.media.stop();
+    await openDevices(); // the microphone alone
     join();
   });
   $("join-chat-only").addEventListener("click", () => {
@@ -208,7 +213,12 @@ function wirePrejoin() {
 // ---------- joining and the socket ----------
 
 function join() {
-  $("join").disabled = true;
+  if (state.joining) return;
+  state.joining = true;
+  for (const control of document.querySelectorAll("#screen-prejoin button, #screen-prejoin select")) {
+    control.disabled = true;
+  }
+  $("join").textContent = "Connecting…";
   state.media.stopMeter();
   const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
   state.signaling = new Signaling({
@@ -217,7 +227,8 @@ function join() {
     onMessage: handle,
     onStatus: socketStatus,
     onFinal: (error) => {
-      const [title, text] = FINAL_TEXT[error.code] || ["We could not connect you", error.message];
+      const [title, fixed] = FINAL_TEXT[error.code] || ["We could not connect you", null];
+      const text = fixed ?? error.message;
       closeAllPeers();
       state.media.stop();
       message(title, text, error.code === "link_in_use" ? [{ label: "Try again", run: rejoin }] : []);
@@ -227,6 +238,7 @@ function join() {
 }
 
 function socketStatus(status) {
+  if (status === state.socketStatus) return;
   state.socketStatus = status;
   if (status === "reconnecting") announce("Connection lost. Reconnecting…");
   updateConnection();
@@ -277,11 +289,7 @@ function handle(msg) {
       state.media.stop();
       return message("The session has ended", "Thank you. You can close this window.");
     case "left":
-      closeAllPeers();
-      state.media.stop();
-      return message("You have left the session", "If you left by mistake, you can join again.", [
-        { label: "Join again", run: rejoin },
-      ]);
+      return undefined; // leaveNow() already showed the left screen
     case "link_in_use":
       return alertText("Someone tried to open a client's link on a second device. It was refused.");
     case "server_shutdown":
@@ -371,7 +379,10 @@ function enterCall(peers) {
   $("connection").hidden = false;
   updateControls();
   clearInterval(state.statsTimer);
-  state.statsTimer = setInterval(pollStats, STATS_INTERVAL_MS);
+  state.statsTimer = setInterval(() => {
+    pollStats();
+    for (const item of $("lobby-list").children) lobbySince(item);
+  }, STATS_INTERVAL_MS);
   updateConnection();
 }
 
@@ -530,12 +541,18 @@ function updateControls() {
 }
 
 async function setCamera(on) {
+  if (state.busy) return;
   if (on && !state.media.videoTrack) {
+    state.busy = true; // one camera request at a time, or a second one would leak a track
+    $("toggle-camera").disabled = true;
     try {
       await state.media.startVideo(state.choices.videoId);
     } catch {
       alertText("We could not start your camera.");
       return;
+    } finally {
+      state.busy = false;
+      $("toggle-camera").disabled = state.audioOnly;
     }
   }
   if (!on) state.media.stopVideo();
@@ -549,13 +566,17 @@ async function setCamera(on) {
 
 function wireCall() {
   $("toggle-mic").addEventListener("click", async () => {
+    if (state.busy) return;
     if (!state.media.audioTrack) {
+      state.busy = true;
       try {
         const track = await state.media.startAudio();
         for (const entry of state.peers.values()) await entry.link.setTrack("audio", track);
       } catch {
         alertText("We could not start your microphone.");
         return;
+      } finally {
+        state.busy = false;
       }
       state.micOn = true;
     } else {
@@ -600,8 +621,8 @@ function wireCall() {
       $("chat-form").requestSubmit();
     }
   });
-  $("leave").addEventListener("click", () => send({ type: "leave" }));
-  $("waiting-leave").addEventListener("click", () => send({ type: "leave" }));
+  $("leave").addEventListener("click", leaveNow);
+  $("waiting-leave").addEventListener("click", leaveNow);
   $("end-session").addEventListener("click", () => {
     if (window.confirm("End the session for everyone?")) send({ type: "end" });
   });
@@ -610,6 +631,21 @@ function wireCall() {
     send({ type: "lobby_notice", text: $("notice-text").value.trim() });
     announce("Notice posted to the waiting room.");
   });
+}
+
+// Leaving happens at once on this side, connected or not: media off, the left screen.
+function leaveNow() {
+  const signaling = state.signaling;
+  if (signaling?.isOpen) {
+    signaling.send({ type: "leave" }); // the server answers `left` and closes the socket
+  } else {
+    signaling?.close(); // away: the server lets the place go when its grace period ends
+  }
+  closeAllPeers();
+  state.media.stop();
+  message("You have left the session", "If you left by mistake, you can join again.", [
+    { label: "Join again", run: rejoin },
+  ]);
 }
 
 function appendChat(who, text) {
@@ -634,48 +670,72 @@ function chatReceived(msg) {
 
 // ---------- the therapist's waiting list ----------
 
+function lobbySince(item) {
+  const waited = minutesText(Date.now() / 1000 - Number(item.dataset.since));
+  item.querySelector(".lobby-since").textContent =
+    item.dataset.connected === "true" ? `Waiting ${waited}` : `Reconnecting (waiting ${waited})`;
+}
+
+function lobbyItem(person) {
+  const item = $("lobby-item-template").content.firstElementChild.cloneNode(true);
+  item.dataset.participantId = person.id;
+  item.querySelector(".lobby-name").textContent = person.name;
+  item.querySelector(".admit").setAttribute("aria-label", `Admit ${person.name}`);
+  item.querySelector(".deny").setAttribute("aria-label", `Deny ${person.name}`);
+  item.querySelector(".admit").addEventListener("click", () => {
+    send({ type: "admit", participant: person.id });
+  });
+  const form = item.querySelector(".deny-form");
+  item.querySelector(".deny").addEventListener("click", () => {
+    form.hidden = false;
+    form.querySelector(".deny-message").focus();
+  });
+  item.querySelector(".deny-cancel").addEventListener("click", () => {
+    form.hidden = true;
+    item.querySelector(".deny").focus();
+  });
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const note = form.querySelector(".deny-message").value.trim();
+    send({ type: "deny", participant: person.id, message: note });
+  });
+  return item;
+}
+
+// Updates the list in place, so that an update (someone's connection flickering) never
+// moves keyboard focus or loses a half-typed deny message.
 function renderLobby(waiting) {
   const list = $("lobby-list");
-  const focusedId = document.activeElement?.closest?.(".lobby-item")?.dataset.participantId;
-  const before = new Set([...list.children].map((li) => li.dataset.participantId));
-  list.replaceChildren();
+  const items = new Map([...list.children].map((li) => [li.dataset.participantId, li]));
+  const focused = document.activeElement?.closest?.(".lobby-item") ?? null;
+  const order = [...items.keys()];
+  const ids = new Set(waiting.map((p) => p.id));
+  for (const [id, item] of items) {
+    if (ids.has(id)) continue;
+    if (item === focused) {
+      // Focus goes to the next person waiting, or to the list's heading.
+      const next = order.slice(order.indexOf(id) + 1).find((other) => ids.has(other));
+      if (next) {
+        items.get(next).querySelector(".admit").focus();
+      } else {
+        $("lobby-title").tabIndex = -1;
+        $("lobby-title").focus();
+      }
+    }
+    item.remove();
+  }
   for (const person of waiting) {
-    const item = $("lobby-item-template").content.firstElementChild.cloneNode(true);
-    item.dataset.participantId = person.id;
-    item.querySelector(".lobby-name").textContent = person.name;
-    const since = () => {
-      const waited = minutesText(Date.now() / 1000 - person.since);
-      item.querySelector(".lobby-since").textContent = person.connected
-        ? `Waiting ${waited}`
-        : `Reconnecting (waiting ${waited})`;
-    };
-    since();
-    item.querySelector(".admit").setAttribute("aria-label", `Admit ${person.name}`);
-    item.querySelector(".deny").setAttribute("aria-label", `Deny ${person.name}`);
-    item.querySelector(".admit").addEventListener("click", () => {
-      send({ type: "admit", participant: person.id });
-    });
-    const form = item.querySelector(".deny-form");
-    item.querySelector(".deny").addEventListener("click", () => {
-      form.hidden = false;
-      form.querySelector(".deny-message").focus();
-    });
-    item.querySelector(".deny-cancel").addEventListener("click", () => {
-      form.hidden = true;
-      item.querySelector(".deny").focus();
-    });
-    form.addEventListener("submit", (e) => {
-      e.preventDefault();
-      const note = form.querySelector(".deny-message").value.trim();
-      send({ type: "deny", participant: person.id, message: note });
-    });
-    list.append(item);
-    if (!before.has(person.id)) announce(`${person.name} is waiting.`);
+    let item = items.get(person.id);
+    if (!item) {
+      item = lobbyItem(person);
+      list.append(item);
+      announce(`${person.name} is waiting.`);
+    }
+    item.dataset.since = String(person.since);
+    item.dataset.connected = String(person.connected);
+    lobbySince(item);
   }
   $("lobby-empty").hidden = waiting.length > 0;
-  // Keep keyboard focus in the list when it re-renders under the therapist's hands.
-  const again = focusedId && list.querySelector(`[data-participant-id="${CSS.escape(focusedId)}"] .admit`);
-  if (again) again.focus();
 }
 
 // ---------- start ----------

@@ -29,6 +29,19 @@ export class LocalMedia {
     this.audioTrack = null;
     this.videoTrack = null;
     this.meter = null;
+    // Bumped by stop(): a camera or microphone that opens after it is closed at once, so
+    // nothing stays live (camera light on) after leaving or choosing chat only.
+    this.epoch = 0;
+  }
+
+  async request(constraints) {
+    const epoch = this.epoch;
+    const stream = await navigator.mediaDevices.getUserMedia(constraints);
+    if (epoch !== this.epoch) {
+      stream.getTracks().forEach((t) => t.stop());
+      throw new DOMException("Stopped while opening", "AbortError");
+    }
+    return stream;
   }
 
   get stream() {
@@ -41,13 +54,13 @@ export class LocalMedia {
     const audio = audioId ? { deviceId: { exact: audioId } } : true;
     const cam = video ? (videoId ? { deviceId: { exact: videoId } } : true) : false;
     try {
-      const stream = await navigator.mediaDevices.getUserMedia({ audio, video: cam });
+      const stream = await this.request({ audio, video: cam });
       this.replace(stream);
       return { audio: true, video: Boolean(cam), problem: null };
     } catch (error) {
       if (!cam) return { audio: false, video: false, problem: explainMediaError(error) };
       try {
-        const stream = await navigator.mediaDevices.getUserMedia({ audio, video: false });
+        const stream = await this.request({ audio, video: false });
         this.replace(stream);
         return {
           audio: true,
@@ -61,20 +74,24 @@ export class LocalMedia {
   }
 
   replace(stream) {
-    this.stop();
+    this.stopMeter();
+    if (this.audioTrack) this.audioTrack.stop();
+    if (this.videoTrack) this.videoTrack.stop();
     this.audioTrack = stream.getAudioTracks()[0] || null;
     this.videoTrack = stream.getVideoTracks()[0] || null;
   }
 
   async startVideo(videoId = null) {
     const video = videoId ? { deviceId: { exact: videoId } } : true;
-    const stream = await navigator.mediaDevices.getUserMedia({ video });
+    const stream = await this.request({ video });
+    if (this.videoTrack) this.videoTrack.stop();
     this.videoTrack = stream.getVideoTracks()[0];
     return this.videoTrack;
   }
 
   async startAudio() {
-    const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    const stream = await this.request({ audio: true });
+    if (this.audioTrack) this.audioTrack.stop();
     this.audioTrack = stream.getAudioTracks()[0];
     return this.audioTrack;
   }
@@ -86,6 +103,7 @@ export class LocalMedia {
   }
 
   stop() {
+    this.epoch += 1;
     this.stopMeter();
     if (this.audioTrack) this.audioTrack.stop();
     if (this.videoTrack) this.videoTrack.stop();

@@ -50,7 +50,13 @@ export class PeerLink {
     this.stream = new MediaStream();
     for (const kind of ["audio", "video"]) {
       const track = this.tracks[kind];
-      if (track) this.senders[kind] = pc.addTrack(track, this.stream);
+      if (track) {
+        this.senders[kind] = pc.addTrack(track, this.stream);
+      } else if (!this.awaitingOffer) {
+        // With nothing to send (chat only), the offer must still ask for the peer's media;
+        // addTrack reuses this transceiver if the camera or microphone comes on later.
+        pc.addTransceiver(kind, { direction: "recvonly" });
+      }
     }
     pc.addEventListener("negotiationneeded", async () => {
       if (this.awaitingOffer) return; // fires again once the first offer is answered

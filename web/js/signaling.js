@@ -13,6 +13,7 @@ const FINAL_ERRORS = new Set([
   "room_ended",
   "room_full",
   "replaced",
+  "denied",
 ]);
 // Messages after which the server closes the socket on purpose.
 const FINAL_MESSAGES = new Set(["ended", "denied", "left"]);
@@ -69,6 +70,8 @@ export class Signaling {
       this.joined = true;
       this.attempt = 0;
       this.resume = message.resume;
+      // After a lost place, what was queued for the old one no longer applies.
+      if (!message.resumed) this.queue = [];
       this.onStatus("open");
       this.onMessage(message);
       this.flush();
@@ -92,13 +95,18 @@ export class Signaling {
     this.retryTimer = setTimeout(() => this.open(), delay);
   }
 
-  // Messages sent while the socket is away wait here and go out after the resume.
+  // Messages sent while the socket is away wait here and go out after the resume, except
+  // WebRTC signals: stale ones would only confuse, and an ICE restart recovers instead.
   send(message) {
     if (this.joined && this.ws && this.ws.readyState === WebSocket.OPEN) {
       this.ws.send(JSON.stringify(message));
       return;
     }
-    if (this.queue.length < QUEUE_LIMIT) this.queue.push(message);
+    if (message.type !== "signal" && this.queue.length < QUEUE_LIMIT) this.queue.push(message);
+  }
+
+  get isOpen() {
+    return this.joined && this.ws !== null && this.ws.readyState === WebSocket.OPEN;
   }
 
   flush() {
