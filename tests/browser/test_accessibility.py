@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Locator, Page, expect
 
-from signaling.model import Role
+from signaling.model import Role, RoomSettings
 from tests.browser.conftest import AXE, Site, in_call, open_page, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.network]
@@ -120,3 +120,28 @@ async def test_usable_at_320_pixels(browser: Browser, site: Site) -> None:
             box = await page.get_by_role("button", name=name, exact=True).bounding_box()
             assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 320, name
     await screenshot(client, "11-call-320px")
+
+
+async def test_lobby_updates_keep_focus_and_a_half_typed_message(
+    browser: Browser, site: Site
+) -> None:
+    settings = RoomSettings(max_clients=2)
+    therapist = await open_page(browser, site.link("r", Role.THERAPIST, "Dr Sam", settings))
+    first = await open_page(browser, site.link("r", Role.CLIENT, "Alex", settings))
+    await therapist.get_by_role("button", name="Join", exact=True).click()
+    await first.get_by_role("button", name="Join", exact=True).click()
+    item = therapist.locator(".lobby-item").filter(has_text="Alex")
+    await item.get_by_role("button", name="Deny Alex").click()
+    note = item.get_by_label("Message to them (optional)")
+    await note.type("Please book ")
+    # Someone else arrives: the list changes under the therapist's hands.
+    second = await open_page(browser, site.link("r", Role.CLIENT, "Sam", settings))
+    await second.get_by_role("button", name="Join", exact=True).click()
+    await expect(therapist.locator(".lobby-item")).to_have_count(2)
+    await expect(note).to_be_focused()
+    await therapist.keyboard.type("again.")
+    await expect(note).to_have_value("Please book again.")
+    await therapist.keyboard.press("Enter")
+    await expect(first.locator("#message-text")).to_have_text("Please book again.")
+    # The denied person's row is gone; focus moved on to the next person waiting.
+    await expect(therapist.get_by_role("button", name="Admit Sam")).to_be_focused()
