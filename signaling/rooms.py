@@ -106,6 +106,7 @@ class RoomService:
         # One operation per room at a time on this node, from its store transition through
         # its messages, so that everyone sees a room's events in the order they happened.
         self._serial = KeyedLock()
+        self._link_alerts: dict[str, float] = {}  # link id -> when therapists were told
 
     # ---- links and rooms (REST, CLI) ----
 
@@ -293,6 +294,13 @@ class RoomService:
             )
 
     async def _tell_therapists_link_in_use(self, claims: LinkClaims) -> None:
+        # The page retries quietly for a while (the first device may just be a dead socket
+        # not yet noticed): tell the therapists once per link and minute, not every try.
+        now = self.clock()
+        self._link_alerts = {k: t for k, t in self._link_alerts.items() if now - t < 60}
+        if claims.link_id in self._link_alerts:
+            return
+        self._link_alerts[claims.link_id] = now
         room = await self.store.get(claims.room)
         if room is None:
             return

@@ -102,3 +102,25 @@ async def test_leaving_from_the_waiting_room(browser: Browser, site: Site) -> No
     await join(client)
     await expect(client.locator("#screen-waiting")).to_be_visible()
     await expect(therapist.locator(".lobby-item")).to_have_count(1)
+
+
+async def test_link_open_elsewhere_retries_quietly_then_takes_over(
+    browser: Browser, site: Site
+) -> None:
+    therapist = await open_page(browser, site.link("r", Role.THERAPIST, "Dr Sam"))
+    await join(therapist)
+    link = site.link("r", Role.CLIENT, "Alex")
+    first = await open_page(browser, link)
+    await join(first)
+    await expect(first.locator("#screen-waiting")).to_be_visible()
+    first_id = await first.evaluate("document.body.dataset.participant")
+    second = await open_page(browser, link)
+    await join(second)
+    heading = second.get_by_role("heading", name="This link seems to be open somewhere else")
+    await expect(heading).to_be_visible()
+    await screenshot(second, "14-link-open-elsewhere")
+    # The first window goes away: the second takes the place over on its next try.
+    await first.context.close()
+    await expect(second.locator("#screen-waiting")).to_be_visible(timeout=15_000)
+    assert await second.evaluate("document.body.dataset.participant") == first_id
+    await expect(therapist.locator(".lobby-item")).to_have_count(1)

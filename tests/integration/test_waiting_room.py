@@ -151,6 +151,11 @@ async def test_link_in_use_on_a_second_device(harness: Harness) -> None:
     assert await second.expect_closed() == 1008
     alert = await therapist.expect("link_in_use")
     assert alert["participant"] == first.id
+    # The page retries quietly; the therapist is told once, not at every try.
+    third = await harness.open()
+    await third.send(type="join", token=token)
+    await third.expect_error("link_in_use")
+    assert [m for m in await therapist.quiet() if m["type"] == "link_in_use"] == []
     # The first device is unaffected.
     await therapist.send(type="admit", participant=first.id)
     await first.expect("admitted")

@@ -240,6 +240,13 @@ function join() {
 function socketStatus(status) {
   if (status === state.socketStatus) return;
   state.socketStatus = status;
+  if (status === "waiting_for_link") {
+    message(
+      "This link seems to be open somewhere else",
+      "If you reloaded the page or changed network, this clears by itself: trying again…",
+    );
+    return;
+  }
   if (status === "reconnecting") announce("Connection lost. Reconnecting…");
   updateConnection();
 }

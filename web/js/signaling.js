@@ -4,6 +4,9 @@
 
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 10000];
 const QUEUE_LIMIT = 200;
+// Retries after `link_in_use`, about 45 s in all: longer than the server takes to notice a
+// dead socket (WebSocket heartbeats every 20 s).
+const LINK_RETRY_MS = [3000, 6000, 12000, 24000];
 // Refusals after which trying again cannot help.
 const FINAL_ERRORS = new Set([
   "invalid_token",
@@ -32,6 +35,8 @@ export class Signaling {
     this.attempt = 0;
     this.queue = [];
     this.retryTimer = null;
+    this.linkRetries = LINK_RETRY_MS.length;
+    this.pausedForLink = false;
   }
 
   start() {
@@ -55,6 +60,10 @@ export class Signaling {
       this.ws = null;
       this.joined = false;
       if (this.done) return;
+      if (this.pausedForLink) {
+        this.pausedForLink = false; // the quiet retry is already scheduled
+        return;
+      }
       this.scheduleReconnect(event.code);
     });
   }
@@ -75,6 +84,17 @@ export class Signaling {
       this.onStatus("open");
       this.onMessage(message);
       this.flush();
+      return;
+    }
+    if (message.type === "error" && message.code === "link_in_use" && this.linkRetries > 0) {
+      // Often the "other device" is this person's own earlier page (a reload, a network
+      // change) whose socket the server has not yet seen die: try again quietly for a while.
+      const delay = LINK_RETRY_MS[LINK_RETRY_MS.length - this.linkRetries];
+      this.linkRetries -= 1;
+      this.onStatus("waiting_for_link");
+      clearTimeout(this.retryTimer);
+      this.retryTimer = setTimeout(() => this.open(), delay);
+      this.pausedForLink = true;
       return;
     }
     if (message.type === "error" && FINAL_ERRORS.has(message.code)) {
