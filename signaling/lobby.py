@@ -34,7 +34,3 @@ def next_state(state: ParticipantState, event: LobbyEvent) -> ParticipantState:
         return _TRANSITIONS[(state, event)]
     except KeyError:
         raise InvalidTransition(f"Cannot {event} a participant who is {state}.") from None
-
-
-def is_final(state: ParticipantState) -> bool:
-    return state in (ParticipantState.DENIED, ParticipantState.LEFT, ParticipantState.EXPIRED)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from signaling.errors import BadMessage, ChatTooLong, SessionroomError
 
@@ -20,45 +20,57 @@ MAX_ID_CHARS = 64
 
 @dataclass(frozen=True)
 class Join:
+    TYPE: ClassVar[str] = "join"
+
     token: str
     resume: str | None
 
 
 @dataclass(frozen=True)
 class Admit:
+    TYPE: ClassVar[str] = "admit"
+
     participant: str
 
 
 @dataclass(frozen=True)
 class Deny:
+    TYPE: ClassVar[str] = "deny"
+
     participant: str
     message: str
 
 
 @dataclass(frozen=True)
 class LobbyNotice:
+    TYPE: ClassVar[str] = "lobby_notice"
+
     text: str
 
 
 @dataclass(frozen=True)
 class Signal:
+    TYPE: ClassVar[str] = "signal"
+
     to: str
     data: dict[str, Any]
 
 
 @dataclass(frozen=True)
 class Chat:
+    TYPE: ClassVar[str] = "chat"
+
     text: str
 
 
 @dataclass(frozen=True)
 class Leave:
-    pass
+    TYPE: ClassVar[str] = "leave"
 
 
 @dataclass(frozen=True)
 class End:
-    pass
+    TYPE: ClassVar[str] = "end"
 
 
 Inbound = Join | Admit | Deny | LobbyNotice | Signal | Chat | Leave | End
@@ -142,16 +154,7 @@ def parse(text: str) -> Inbound:
 
 
 def message_type(inbound: Inbound) -> str:
-    return {
-        Join: "join",
-        Admit: "admit",
-        Deny: "deny",
-        LobbyNotice: "lobby_notice",
-        Signal: "signal",
-        Chat: "chat",
-        Leave: "leave",
-        End: "end",
-    }[type(inbound)]
+    return inbound.TYPE
 
 
 def error_message(error: SessionroomError) -> dict[str, Any]:

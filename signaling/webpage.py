@@ -64,8 +64,7 @@ def add_routes(app: web.Application) -> None:
 
     async def join_page(request: web.Request) -> web.FileResponse:
         # The link's token is in the fragment, which browsers never send: nothing to log.
-        response = web.FileResponse(page, headers={"Cache-Control": "no-store"})
-        return response
+        return web.FileResponse(page, headers={"Cache-Control": "no-store"})
 
     async def index(request: web.Request) -> web.Response:
         return web.Response(

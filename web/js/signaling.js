@@ -55,7 +55,7 @@ export class Signaling {
       ws.send(JSON.stringify(join));
     });
     ws.addEventListener("message", (event) => this.receive(event.data));
-    ws.addEventListener("close", (event) => {
+    ws.addEventListener("close", () => {
       if (this.ws !== ws) return;
       this.ws = null;
       this.joined = false;
@@ -64,7 +64,7 @@ export class Signaling {
         this.pausedForLink = false; // the quiet retry is already scheduled
         return;
       }
-      this.scheduleReconnect(event.code);
+      this.scheduleReconnect();
     });
   }
 
