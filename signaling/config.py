@@ -41,6 +41,12 @@ class Settings:
     node_id: str = field(default_factory=lambda: secrets.token_hex(4))
     # How long an ended room's id stays refused, and an empty link-opened room is kept.
     room_retention_seconds: float = 24 * 3600.0
+    # Recordings, their manifests and the consent ledger; None means <state_dir>/recordings.
+    recordings_dir: Path | None = None
+    recordings_retention_days: float = 0.0  # 0 keeps recordings until deleted
+    recordings_where: str = "on this practice's own server"
+    # Lets the server's aiortc peer offer 127.0.0.1: tests and local development only.
+    ice_loopback: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -52,10 +58,24 @@ class Settings:
                 raise ConfigError(f"{name} must be positive.")
         if self.rate_burst < 1 or self.rate_per_second <= 0:
             raise ConfigError("rate limits must be positive.")
+        if self.recordings_retention_days < 0:
+            raise ConfigError("recordings retention must be 0 (keep) or a number of days.")
+
+    @property
+    def recordings_path(self) -> Path:
+        return self.recordings_dir or self.state_dir / "recordings"
 
     @property
     def public_url(self) -> str:
         return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+def _flag(value: str) -> bool:
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected 1 or 0")
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -93,6 +113,21 @@ OPTIONS: tuple[Option, ...] = (
     Option("log_level", "--log-level", "debug, info, warning or error"),
     Option("ice_servers", "--ice-servers", "STUN/TURN URLs, comma-separated", parse_ice_urls),
     Option("node_id", "--node-id", "this node's id (random by default)"),
+    Option("recordings_dir", "--recordings-dir", "folder for recordings and the ledger", Path),
+    Option(
+        "recordings_retention_days",
+        "--recordings-retention-days",
+        "delete recordings older than this many days (0 keeps them)",
+        float,
+    ),
+    Option("recordings_where", "--recordings-where", "where recordings are kept, as told"),
+    Option(
+        "ice_loopback",
+        "",
+        "1 lets the server's WebRTC peer use 127.0.0.1 (tests, local development)",
+        _flag,
+        env_only=True,
+    ),
 )
 
 

@@ -153,3 +153,22 @@ class InvalidTransition(SessionroomError):
     code = "not_allowed"
     http_status = 409
     default_message = "That is not possible in the participant's current state."
+
+
+# Recording: refusals of one message.
+class RecordingDisabled(SessionroomError):
+    code = "recording_disabled"
+    http_status = 409
+    default_message = "Recording is turned off for this room."
+
+
+class RecordingNotActive(SessionroomError):
+    code = "recording_not_active"
+    http_status = 409
+    default_message = "Recording is not on: every participant must say yes first."
+
+
+class RecordingCodecUnsupported(SessionroomError):
+    code = "recording_codec_unsupported"
+    http_status = 415
+    default_message = "This browser cannot send video in a format the recorder keeps (VP8)."
