@@ -1,19 +1,29 @@
-"""REST API under /api/v1, for the practice's own server (Bearer API key)."""
+"""REST API under /api/v1, for the practice's own server (Bearer API key); the recordings
+endpoints also take a therapist's link token (docs/recordings.md, "REST")."""
 
 from __future__ import annotations
 
 import hmac
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from signaling.appkeys import SERVICE, SETTINGS
-from signaling.errors import BadMessage, NotFound, SessionroomError, Unauthorized
+from signaling.errors import (
+    BadMessage,
+    Forbidden,
+    InvalidToken,
+    NotFound,
+    SessionroomError,
+    Unauthorized,
+)
 from signaling.model import Role, RoomSettings, RoomState, clean_display_name, valid_room_id
 
 API_PREFIX = "/api/v1"
+RECORDINGS_PREFIX = API_PREFIX + "/recordings"
 DEFAULT_VALID_FOR = 4 * 3600
 MAX_VALID_FOR = 30 * 24 * 3600
 
@@ -35,16 +45,56 @@ async def api_errors(request: web.Request, handler: Handler) -> web.StreamRespon
         return error_response(e)
 
 
+@dataclass(frozen=True)
+class Principal:
+    """Who made an API request: the practice's server (an API key, every room), or a
+    therapist's link token, which sees only that therapist's room (recordings only)."""
+
+    room: str | None = None
+
+
+PRINCIPAL = web.RequestKey("principal", Principal)
+
+
+def principal(request: web.Request) -> Principal:
+    return request[PRINCIPAL]
+
+
+def _is_recordings_route(request: web.Request) -> bool:
+    # The route the router matched, not the raw path, decides: no path trick can carry a
+    # link token to another endpoint.
+    resource = request.match_info.route.resource
+    return resource is not None and (
+        resource.canonical == RECORDINGS_PREFIX
+        or resource.canonical.startswith(RECORDINGS_PREFIX + "/")
+    )
+
+
+def _therapist_of(request: web.Request, token: str) -> Principal:
+    try:
+        claims = request.app[SERVICE].keys.verify(token)
+    except InvalidToken:
+        raise Unauthorized("A valid API key or therapist link token is required.") from None
+    except SessionroomError as e:  # expired, not yet valid
+        raise Unauthorized(e.message) from None
+    if claims.role is not Role.THERAPIST:
+        raise Forbidden("Only the therapist's link can reach the room's recordings.")
+    return Principal(room=claims.room)
+
+
 @web.middleware
 async def api_key_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path.startswith(API_PREFIX + "/"):
         keys = request.app[SETTINGS].api_keys
-        if not keys:
-            raise Unauthorized("No API keys are configured on this server (SESSIONROOM_API_KEYS).")
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not any(
-            hmac.compare_digest(given.encode(), k.encode()) for k in keys
-        ):
+        given = given.strip() if scheme.lower() == "bearer" else ""
+        if given and any(hmac.compare_digest(given.encode(), k.encode()) for k in keys):
+            request[PRINCIPAL] = Principal(room=None)
+        elif given and _is_recordings_route(request):
+            request[PRINCIPAL] = _therapist_of(request, given)
+        elif not keys:
+            raise Unauthorized("No API keys are configured on this server (SESSIONROOM_API_KEYS).")
+        else:
             raise Unauthorized()
     return await handler(request)
 

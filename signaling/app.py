@@ -9,11 +9,16 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from recordings import api as recordings_api
+from recordings.ledger import FileLedger
+from recordings.retention import retention
+from recordings.storage import LEDGER_FILE, RecordingStorage
 from signaling import api, ops, webpage
 from signaling.appkeys import (
     CONNECTIONS,
     LIFECYCLE,
     METRICS,
+    RECORDINGS,
     SERVICE,
     SETTINGS,
     Closable,
@@ -39,6 +44,10 @@ def create_app(settings: Settings, keys: KeyRing) -> web.Application:
     app[METRICS] = Metrics()
     app[CONNECTIONS] = set()
     app[LIFECYCLE] = Lifecycle()
+    storage = RecordingStorage(
+        settings.recordings_path, FileLedger(settings.recordings_path / LEDGER_FILE)
+    )
+    app[RECORDINGS] = storage
     app[SERVICE] = RoomService(
         store,
         bus,
@@ -49,10 +58,12 @@ def create_app(settings: Settings, keys: KeyRing) -> web.Application:
     )
     app.router.add_get("/ws", websocket_handler)
     api.add_routes(app)
+    recordings_api.add_routes(app)
     ops.add_routes(app)
     webpage.add_routes(app)
     app.cleanup_ctx.append(_backends)
     app.cleanup_ctx.append(_housekeeping)
+    app.cleanup_ctx.append(retention)
     app.on_shutdown.append(_close_sockets)
     return app
 

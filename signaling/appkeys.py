@@ -7,6 +7,7 @@ from typing import Protocol
 
 from aiohttp import web
 
+from recordings.storage import RecordingStorage
 from signaling.config import Settings
 from signaling.metrics import Metrics
 from signaling.rooms import RoomService
@@ -30,3 +31,4 @@ SERVICE = web.AppKey("service", RoomService)
 METRICS = web.AppKey("metrics", Metrics)
 CONNECTIONS = web.AppKey("connections", set[Closable])
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
+RECORDINGS = web.AppKey("recordings", RecordingStorage)

@@ -1,4 +1,5 @@
-"""The `sessionroom` command: `serve` runs a node, `link` mints a link offline."""
+"""The `sessionroom` command: `serve` runs a node, `link` mints a link offline, `recordings`
+lists and verifies recordings."""
 
 from __future__ import annotations
 
@@ -12,9 +13,13 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 
 from aiohttp import web
 
+from recordings.ledger import FileLedger
+from recordings.storage import LEDGER_FILE, RecordingStorage
+from recordings.verify import verify, when
 from signaling import logs
 from signaling.app import create_app
 from signaling.appkeys import SERVICE
@@ -67,6 +72,17 @@ def build_parser() -> argparse.ArgumentParser:
     link.add_argument("--max-clients", type=int, default=1, help="1 to 3, for a new room")
     link.add_argument("--waiting-room", choices=["on", "off"], default="on")
     link.add_argument("--recording", choices=[m.value for m in RecordingMode], default="off")
+
+    recordings = sub.add_parser("recordings", help="list recordings, or verify one")
+    what = recordings.add_subparsers(dest="recordings_command", required=True)
+    verify_cmd = what.add_parser(
+        "verify", help="check a recording's files and consent against the ledger"
+    )
+    add_arguments(verify_cmd)
+    verify_cmd.add_argument("id", help="the recording's id, rec-YYYYMMDD-HHMMSS-xxxxxx")
+    list_cmd = what.add_parser("list", help="the recordings, newest first")
+    add_arguments(list_cmd)
+    list_cmd.add_argument("--room", help="only this room's recordings")
     return parser
 
 
@@ -76,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_from(args, os.environ)
         if args.command == "serve":
             return serve(settings, demo=args.demo)
+        if args.command == "recordings":
+            return recordings_command(settings, args)
         return mint(settings, args)
     except SessionroomError as e:
         print(f"sessionroom: {e.message}", file=sys.stderr)
@@ -100,6 +118,30 @@ def mint(settings: Settings, args: argparse.Namespace) -> int:
         ),
     )
     print(link_url(settings.public_url, token))
+    return 0
+
+
+def recordings_command(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        return _recordings(settings.recordings_path, args)
+    except OSError as e:  # e.g. run as a user who may not read the server's recordings
+        print(f"sessionroom: cannot read the recordings: {e}", file=sys.stderr)
+        return 2
+
+
+def _recordings(root: Path, args: argparse.Namespace) -> int:
+    if args.recordings_command == "verify":
+        checks = verify(root, args.id)
+        for ok, what in checks:
+            print(f"{'ok' if ok else 'FAIL'}: {what}")
+        return 0 if all(ok for ok, _ in checks) else 1
+    storage = RecordingStorage(root, FileLedger(root / LEDGER_FILE))
+    manifests = storage.list(args.room)
+    for m in manifests:
+        files = ", ".join(f"{f.name} {f.duration:.1f}s" for f in m.files) or "no files"
+        print(f"{m.id}  room {m.room}  {m.status}  started {when(m.started_at)}  {files}")
+    if not manifests:
+        print(f"No recordings in {root}.", file=sys.stderr)
     return 0
 
 

@@ -11,7 +11,18 @@ import logging
 import sys
 from typing import Any
 
-FIELDS = ("room", "participant", "by", "role", "state", "reason", "resumed", "code", "node")
+FIELDS = (
+    "room",
+    "participant",
+    "by",
+    "role",
+    "state",
+    "reason",
+    "resumed",
+    "code",
+    "node",
+    "recording",
+)
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
