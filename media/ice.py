@@ -61,3 +61,24 @@ def rtc_configuration(servers: Iterable[IceServer]) -> RTCConfiguration:
 
 def ice_servers_json(servers: Sequence[IceServer]) -> list[dict[str, Any]]:
     return [s.to_dict() for s in servers]
+
+
+def allow_loopback_candidates() -> None:
+    """SESSIONROOM_ICE_LOOPBACK=1: let this process's aiortc peers gather 127.0.0.1.
+
+    aioice leaves loopback out of its host candidates and has no option for it, so this
+    wraps its address lookup for the whole process. For tests and local development only:
+    a browser on another machine cannot reach 127.0.0.1.
+    """
+    import aioice.ice
+
+    lookup = aioice.ice.get_host_addresses
+    if getattr(lookup, "adds_loopback", False):
+        return
+
+    def with_loopback(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        addresses = lookup(use_ipv4, use_ipv6)
+        return ["127.0.0.1", *addresses] if use_ipv4 else addresses
+
+    with_loopback.adds_loopback = True  # type: ignore[attr-defined]
+    aioice.ice.get_host_addresses = with_loopback

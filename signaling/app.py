@@ -9,9 +9,11 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from media.ice import allow_loopback_candidates
 from recordings import api as recordings_api
 from recordings.ledger import FileLedger
 from recordings.retention import retention
+from recordings.service import RecordingService
 from recordings.storage import LEDGER_FILE, RecordingStorage
 from signaling import api, ops, webpage
 from signaling.appkeys import (
@@ -48,6 +50,8 @@ def create_app(settings: Settings, keys: KeyRing) -> web.Application:
         settings.recordings_path, FileLedger(settings.recordings_path / LEDGER_FILE)
     )
     app[RECORDINGS] = storage
+    if settings.ice_loopback:
+        allow_loopback_candidates()
     app[SERVICE] = RoomService(
         store,
         bus,
@@ -55,6 +59,8 @@ def create_app(settings: Settings, keys: KeyRing) -> web.Application:
         grace_seconds=settings.grace_seconds,
         ice_servers=settings.ice_servers,
         public_url=settings.public_url,
+        recordings=RecordingService(storage, storage.ledger, ice_servers=settings.ice_servers),
+        recordings_where=settings.recordings_where,
     )
     app.router.add_get("/ws", websocket_handler)
     api.add_routes(app)
@@ -71,6 +77,8 @@ def create_app(settings: Settings, keys: KeyRing) -> web.Application:
 async def _backends(app: web.Application) -> AsyncIterator[None]:
     service = app[SERVICE]
     log.info("node started", extra={"node": service.bus.node_id})
+    if service.recordings is not None:
+        await service.recordings.recover()
     yield
     await service.close()
     await service.bus.close()

@@ -22,6 +22,9 @@ FIELDS = (
     "code",
     "node",
     "recording",
+    "request",
+    "granted",
+    "file",
 )
 
 

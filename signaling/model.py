@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from recordings.gate import Gate
 from signaling.errors import BadMessage
 
 ROOM_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -184,6 +185,7 @@ class RoomState:
     # (participant id, message) of recent denials: a denied client whose socket was away
     # when it happened learns of it on resuming instead of queueing again.
     denied: tuple[tuple[str, str], ...] = ()
+    recording: Gate = field(default_factory=Gate)
 
     @property
     def ended(self) -> bool:
@@ -239,6 +241,7 @@ class RoomState:
             "notice": self.notice,
             "denied": [list(d) for d in self.denied],
             "ended_at": self.ended_at,
+            "recording": self.recording.to_dict(),
         }
 
     @classmethod
@@ -252,4 +255,5 @@ class RoomState:
             notice=data["notice"],
             denied=tuple((d[0], d[1]) for d in data.get("denied", ())),
             ended_at=data["ended_at"],
+            recording=Gate.from_dict(data.get("recording")),
         )

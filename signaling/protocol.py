@@ -16,6 +16,7 @@ MAX_MESSAGE_BYTES = 64 * 1024
 MAX_CHAT_CHARS = 2000
 MAX_NOTICE_CHARS = 500
 MAX_ID_CHARS = 64
+MAX_SDP_CHARS = 32 * 1024
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,46 @@ class End:
     TYPE: ClassVar[str] = "end"
 
 
-Inbound = Join | Admit | Deny | LobbyNotice | Signal | Chat | Leave | End
+@dataclass(frozen=True)
+class RecordingRequest:
+    TYPE: ClassVar[str] = "recording_request"
+
+
+@dataclass(frozen=True)
+class RecordingStop:
+    TYPE: ClassVar[str] = "recording_stop"
+
+
+@dataclass(frozen=True)
+class Consent:
+    TYPE: ClassVar[str] = "consent"
+
+    request: str
+    granted: bool
+
+
+@dataclass(frozen=True)
+class RecOffer:
+    TYPE: ClassVar[str] = "rec_offer"
+
+    recording: str
+    sdp: str
+
+
+Inbound = (
+    Join
+    | Admit
+    | Deny
+    | LobbyNotice
+    | Signal
+    | Chat
+    | Leave
+    | End
+    | RecordingRequest
+    | RecordingStop
+    | Consent
+    | RecOffer
+)
 
 
 def _text(msg: dict[str, Any], key: str, *, limit: int, required: bool = True) -> str:
@@ -122,6 +162,20 @@ def _chat(msg: dict[str, Any]) -> Chat:
     return Chat(text=text)
 
 
+def _consent(msg: dict[str, Any]) -> Consent:
+    granted = msg.get("granted")
+    if not isinstance(granted, bool):
+        raise BadMessage("'granted' must be true or false.")
+    return Consent(request=_text(msg, "request", limit=MAX_ID_CHARS), granted=granted)
+
+
+def _rec_offer(msg: dict[str, Any]) -> RecOffer:
+    sdp = _text(msg, "sdp", limit=MAX_SDP_CHARS)
+    if not sdp.startswith("v=0"):
+        raise BadMessage("'sdp' must be an SDP offer.")
+    return RecOffer(recording=_text(msg, "recording", limit=MAX_ID_CHARS), sdp=sdp)
+
+
 _PARSERS: dict[str, Callable[[dict[str, Any]], Inbound]] = {
     "join": _join,
     "admit": lambda m: Admit(participant=_id(m, "participant")),
@@ -134,6 +188,10 @@ _PARSERS: dict[str, Callable[[dict[str, Any]], Inbound]] = {
     "chat": _chat,
     "leave": lambda m: Leave(),
     "end": lambda m: End(),
+    "recording_request": lambda m: RecordingRequest(),
+    "recording_stop": lambda m: RecordingStop(),
+    "consent": _consent,
+    "rec_offer": _rec_offer,
 }
 
 

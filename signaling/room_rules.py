@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from recordings import gate as recording_gate
+from recordings.gate import GateChange
 from signaling.errors import (
     Conflict,
     Forbidden,
@@ -30,6 +32,8 @@ class Change:
     room: RoomState
     before: Participant | None
     after: Participant | None
+    # What the change did to the recording gate, if anything (see follow_gate).
+    gate: GateChange | None = None
 
 
 def require_open(room: RoomState | None) -> RoomState:
@@ -47,7 +51,7 @@ def _require(room: RoomState, participant_id: str) -> Participant:
     return p
 
 
-def _require_therapist(room: RoomState, actor_id: str) -> Participant:
+def require_therapist(room: RoomState, actor_id: str) -> Participant:
     actor = _require(room, actor_id)
     if actor.role is not Role.THERAPIST:
         raise Forbidden()
@@ -133,7 +137,7 @@ def leave(room: RoomState, participant_id: str) -> Change | None:
 
 def admit(room: RoomState, actor_id: str, target_id: str) -> Change:
     room = require_open(room)
-    _require_therapist(room, actor_id)
+    require_therapist(room, actor_id)
     target = _require(room, target_id)
     if target.state is not ParticipantState.WAITING:
         raise Conflict("That participant is no longer waiting.")
@@ -148,7 +152,7 @@ DENIED_KEPT = 20
 
 def deny(room: RoomState, actor_id: str, target_id: str, message: str = "") -> Change:
     room = require_open(room)
-    _require_therapist(room, actor_id)
+    require_therapist(room, actor_id)
     target = _require(room, target_id)
     try:
         after = replace(target, state=next_state(target.state, LobbyEvent.DENY))
@@ -160,7 +164,7 @@ def deny(room: RoomState, actor_id: str, target_id: str, message: str = "") -> C
 
 def set_notice(room: RoomState, actor_id: str, text: str) -> RoomState:
     room = require_open(room)
-    _require_therapist(room, actor_id)
+    require_therapist(room, actor_id)
     return replace(room, notice=text)
 
 
@@ -168,3 +172,24 @@ def end(room: RoomState | None, now: float) -> tuple[RoomState, tuple[Participan
     """End the room for everyone; returns the ended room and who was in it."""
     room = require_open(room)
     return replace(room, participants=(), ended_at=now, notice=""), room.participants
+
+
+def follow_gate(change: Change, now: float) -> Change:
+    """Keep the recording gate true to who is in the room: someone entering must say yes
+    too, and someone leaving ends the request."""
+    if change.after is None:
+        return change
+    was_in = change.before is not None and change.before.in_room
+    if change.after.in_room and not was_in:
+        moved = recording_gate.participant_entered(
+            change.room.recording, participant=change.after.id, now=now
+        )
+    elif was_in and not change.after.in_room:
+        moved = recording_gate.participant_left(
+            change.room.recording, participant=change.after.id, now=now
+        )
+    else:
+        return change
+    if moved is None:
+        return change
+    return replace(change, room=replace(change.room, recording=moved.gate), gate=moved)

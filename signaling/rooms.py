@@ -12,10 +12,13 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from media.ice import IceServer, ice_servers_json
+from recordings import gate as recording_gate
+from recordings.gate import GateChange, Reason, Status
+from recordings.storage import new_recording_id
 from signaling import room_rules
 from signaling.bus import Envelope, MessageBus
 from signaling.errors import (
@@ -26,10 +29,20 @@ from signaling.errors import (
     LinkInUse,
     NotAllowed,
     NotFound,
+    RecordingDisabled,
+    RecordingNotActive,
     RoomEnded,
 )
 from signaling.keyed_lock import KeyedLock
-from signaling.model import Participant, ParticipantState, Permission, Role, RoomSettings, RoomState
+from signaling.model import (
+    Participant,
+    ParticipantState,
+    Permission,
+    RecordingMode,
+    Role,
+    RoomSettings,
+    RoomState,
+)
 from signaling.room_rules import Change
 from signaling.store import RoomStore
 from signaling.tokens import (
@@ -41,7 +54,12 @@ from signaling.tokens import (
     split_resume_token,
 )
 
+if TYPE_CHECKING:
+    from recordings.service import RecordingService
+
 log = logging.getLogger("sessionroom.rooms")
+
+Gated = tuple[RoomState, GateChange]
 
 CLOSE_NORMAL = 1000
 CLOSE_REPLACED = 4001  # another socket of the same participant took over
@@ -93,6 +111,8 @@ class RoomService:
         grace_seconds: float,
         ice_servers: Sequence[IceServer] = (),
         public_url: str = "",
+        recordings: RecordingService | None = None,
+        recordings_where: str = "",
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -107,6 +127,8 @@ class RoomService:
         # its messages, so that everyone sees a room's events in the order they happened.
         self._serial = KeyedLock()
         self._link_alerts: dict[str, float] = {}  # link id -> when therapists were told
+        self.recordings = recordings
+        self._recordings_where = recordings_where
 
     # ---- links and rooms (REST, CLI) ----
 
@@ -149,13 +171,20 @@ class RoomService:
         async with self._serial.hold(room_id):
             now = self.clock()
 
-            def end(current: RoomState | None) -> tuple[RoomState | None, tuple[Participant, ...]]:
+            Ended = tuple[tuple[Participant, ...], RoomState, GateChange | None]
+
+            def end(current: RoomState | None) -> tuple[RoomState | None, Ended]:
                 if current is None:
                     raise NotFound("No such room.")
                 ended, everyone = room_rules.end(current, now)
-                return ended, everyone
+                shut = recording_gate.shut(ended.recording, reason=Reason.SESSION_ENDED, now=now)
+                if shut is not None:
+                    ended = replace(ended, recording=shut.gate)
+                return ended, (everyone, ended, shut)
 
-            everyone = await self.store.update(room_id, end)
+            everyone, ended, shut = await self.store.update(room_id, end)
+            if shut is not None:
+                await self._after_gate(ended, shut, tell=())
             log.info("room ended", extra={"room": room_id, "participant": by})
             message = {"type": "ended", "by": by}
             for p in everyone:
@@ -199,6 +228,7 @@ class RoomService:
                 else:
                     # Unknown or expired resume token: a fresh join, from the start.
                     change = room_rules.join(room, newcomer)
+                change = room_rules.follow_gate(change, now)
                 return change.room, change
 
             try:
@@ -214,6 +244,18 @@ class RoomService:
                 await self._after_reconnect(change)
             else:
                 await self._after_fresh_join(change)
+            if change.gate is not None:
+                await self._after_gate(change.room, change.gate)
+            elif (
+                me.in_room
+                and change.room.recording.answers
+                and (
+                    change.room.recording.asked(me.id)
+                    and change.room.recording.answer_of(me.id) is None
+                )
+            ):
+                # Back from a dropped socket with a question still open: ask again.
+                await self._send(me.id, self._consent_request(change.room))
             log.info(
                 "participant joined",
                 extra={
@@ -245,6 +287,7 @@ class RoomService:
         }
         if me.in_room:
             msg["peers"] = [p.public() for p in room.admitted if p.id != me.id]
+            msg["recording"] = room.recording.public()
         else:
             msg["waiting_since"] = me.waiting_since
             msg["therapist_present"] = room.therapist_present
@@ -319,8 +362,12 @@ class RoomService:
     async def admit(self, s: Session, target: str) -> None:
         async with self._serial.hold(s.room_id):
             self._require(s, Permission.ADMIT)
+            now = self.clock()
             change = await self._apply(
-                s.room_id, lambda r: room_rules.admit(r, s.participant_id, target)
+                s.room_id,
+                lambda r: room_rules.follow_gate(
+                    room_rules.admit(r, s.participant_id, target), now
+                ),
             )
             room, admitted = change.room, change.after
             assert admitted is not None
@@ -335,6 +382,8 @@ class RoomService:
                 (p.id for p in peers), {"type": "peer_joined", "participant": admitted.public()}
             )
             await self._send_lobby(room)
+            if change.gate is not None:
+                await self._after_gate(room, change.gate)
 
     async def deny(self, s: Session, target: str, message: str) -> None:
         async with self._serial.hold(s.room_id):
@@ -389,8 +438,10 @@ class RoomService:
 
     async def leave(self, s: Session) -> None:
         async with self._serial.hold(s.room_id):
+            now = self.clock()
             change = await self._apply_optional(
-                s.room_id, lambda r: room_rules.leave(r, s.participant_id)
+                s.room_id,
+                lambda r: _follow_gate(room_rules.leave(r, s.participant_id), now),
             )
             if change is not None:
                 await self._after_departure(change, "left")
@@ -402,6 +453,163 @@ class RoomService:
         if me is None or not me.in_room:
             raise NotAllowed("Only a therapist in the room can end the session.")
         await self.end_room(s.room_id, by=s.participant_id)
+
+    # ---- recording ----
+
+    async def request_recording(self, s: Session) -> None:
+        self._require(s, Permission.RECORD)
+        async with self._serial.hold(s.room_id):
+            now = self.clock()
+            request_id = "q-" + secrets.token_urlsafe(6)
+            recording_id = new_recording_id(now)
+
+            def step(room: RoomState) -> GateChange:
+                if room.settings.recording is not RecordingMode.CONSENT or self.recordings is None:
+                    raise RecordingDisabled()
+                room_rules.require_therapist(room, s.participant_id)
+                return recording_gate.request(
+                    room.recording,
+                    by=s.participant_id,
+                    present=tuple(p.id for p in room.admitted),
+                    request_id=request_id,
+                    now=now,
+                    new_recording=recording_id,
+                )
+
+            room, change = await self._move_gate(s.room_id, step)
+            assert self.recordings is not None
+            self.recordings.record(
+                "requested", room=room.id, request=request_id, participant=s.participant_id
+            )
+            log.info("recording requested", extra={**s.ids, "request": request_id})
+            await self._after_gate(room, change)
+
+    async def consent(self, s: Session, request_id: str, granted: bool) -> None:
+        self._require(s, Permission.CONSENT)
+        async with self._serial.hold(s.room_id):
+            now = self.clock()
+            recording_id = new_recording_id(now)
+
+            def step(room: RoomState) -> GateChange:
+                me = room.participant(s.participant_id)
+                if me is None or not me.in_room:
+                    raise NotAllowed("You are not in the room.")
+                return recording_gate.answer(
+                    room.recording,
+                    participant=s.participant_id,
+                    request_id=request_id,
+                    granted=granted,
+                    now=now,
+                    new_recording=recording_id,
+                )
+
+            room, change = await self._move_gate(s.room_id, step)
+            if self.recordings is not None:
+                self.recordings.record(
+                    "answered",
+                    room=room.id,
+                    request=request_id,
+                    participant=s.participant_id,
+                    granted=granted,
+                )
+            log.info("recording consent", extra={**s.ids, "granted": granted})
+            await self._after_gate(room, change)
+
+    async def stop_recording(self, s: Session) -> None:
+        self._require(s, Permission.RECORD)
+        async with self._serial.hold(s.room_id):
+            now = self.clock()
+
+            def step(room: RoomState) -> GateChange:
+                room_rules.require_therapist(room, s.participant_id)
+                return recording_gate.stop(room.recording, by=s.participant_id, now=now)
+
+            await self._after_gate(*await self._move_gate(s.room_id, step))
+
+    async def recording_offer(self, s: Session, recording_id: str, sdp: str) -> None:
+        """A browser's recording leg: answered with `rec_answer`, or refused."""
+        room = await self._admitted_room(s)
+        if self.recordings is None or room.recording.status is not Status.RECORDING:
+            raise RecordingNotActive()
+        answer = await self.recordings.offer(room, s.participant_id, recording_id, sdp)
+        await self._send(
+            s.participant_id, {"type": "rec_answer", "recording": recording_id, "sdp": answer}
+        )
+
+    async def _move_gate(self, room_id: str, step: Callable[[RoomState], GateChange]) -> Gated:
+        """Apply a gate transition to an open room, atomically."""
+
+        def apply(current: RoomState | None) -> tuple[RoomState | None, Gated]:
+            room = room_rules.require_open(current)
+            change = step(room)
+            room = replace(room, recording=change.gate)
+            return room, (room, change)
+
+        return await self.store.update(room_id, apply)
+
+    async def _shut_recording(self, room_id: str, reason: Reason) -> None:
+        async with self._serial.hold(room_id):
+            now = self.clock()
+
+            def apply(current: RoomState | None) -> tuple[RoomState | None, Gated | None]:
+                if current is None:
+                    return None, None
+                change = recording_gate.shut(current.recording, reason=reason, now=now)
+                if change is None:
+                    return None, None
+                room = replace(current, recording=change.gate)
+                return room, (room, change)
+
+            gated = await self.store.update(room_id, apply)
+            if gated is not None:
+                await self._after_gate(*gated)
+
+    async def _after_gate(
+        self, room: RoomState, change: GateChange, tell: Iterable[str] | None = None
+    ) -> None:
+        """The I/O that follows a gate change: the ledger, the recorder, and messages."""
+        gate = change.gate
+        recordings = self.recordings
+        if recordings is not None:
+            if change.stopped is not None or gate.status is Status.STOPPED:
+                reason = str(change.stop_reason or gate.reason)
+                if change.stopped is not None:
+                    recordings.cut(
+                        change.stopped, reason=reason, stopped_at=gate.at or self.clock()
+                    )
+                recordings.record(
+                    "stopped",
+                    room=room.id,
+                    request=gate.request,
+                    recording=change.stopped,
+                    participant=gate.by,
+                    reason=reason,
+                )
+            if change.started is not None:
+                recordings.record(
+                    "started", room=room.id, request=gate.request, recording=change.started
+                )
+                recordings.begin(room)
+        log.info(
+            "recording state",
+            extra={"room": room.id, "state": str(gate.status), "recording": gate.recording},
+        )
+        audience = list(tell if tell is not None else (p.id for p in room.admitted))
+        await self._send_many(audience, {"type": "recording_state", **gate.public()})
+        if change.ask:
+            ask = self._consent_request(room)
+            await self._send_many((p for p in change.ask if p in audience), ask)
+
+    def _consent_request(self, room: RoomState) -> dict[str, Any]:
+        gate = room.recording
+        asker = room.participant(gate.requested_by or "")
+        return {
+            "type": "consent_request",
+            "request": gate.request,
+            "by": {"id": gate.requested_by, "name": asker.display_name if asker else ""},
+            "records": ["audio", "video"],
+            "where": self._recordings_where,
+        }
 
     # ---- sockets coming and going ----
 
@@ -436,8 +644,12 @@ class RoomService:
         await asyncio.sleep(self._grace)
         try:
             async with self._serial.hold(s.room_id):
+                now = self.clock()
                 change = await self._apply_optional(
-                    s.room_id, lambda r: room_rules.expire(r, s.participant_id, s.connection)
+                    s.room_id,
+                    lambda r: _follow_gate(
+                        room_rules.expire(r, s.participant_id, s.connection), now
+                    ),
                 )
                 if change is not None:
                     log.info("grace period ran out", extra=s.ids)
@@ -462,11 +674,17 @@ class RoomService:
         )
         if before.role is Role.THERAPIST and not room.therapist_present:
             await self._send_presence(room)
+        if change.gate is not None:
+            await self._after_gate(room, change.gate)
 
     async def close(self) -> None:
         for task in list(self._timers):
             task.cancel()
         await asyncio.gather(*self._timers, return_exceptions=True)
+        if self.recordings is not None:
+            for room_id in sorted(self.recordings.rooms_recording):
+                await self._shut_recording(room_id, Reason.SERVER_STOPPED)
+            await self.recordings.close()
 
     # ---- helpers ----
 
@@ -532,6 +750,10 @@ class RoomService:
             (p.id for p in room.waiting),
             {"type": "waiting_status", "therapist_present": room.therapist_present},
         )
+
+
+def _follow_gate(change: Change | None, now: float) -> Change | None:
+    return None if change is None else room_rules.follow_gate(change, now)
 
 
 def link_url(public_url: str, token: str) -> str:

@@ -182,6 +182,14 @@ class Connection:
                 )
             case protocol.End():
                 await service.end(session)
+            case protocol.RecordingRequest():
+                await service.request_recording(session)
+            case protocol.RecordingStop():
+                await service.stop_recording(session)
+            case protocol.Consent(request=request_id, granted=granted):
+                await service.consent(session, request_id, granted)
+            case protocol.RecOffer(recording=recording_id, sdp=sdp):
+                await service.recording_offer(session, recording_id, sdp)
             case protocol.Join():
                 raise NotAllowed("This socket has already joined.")
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,8 +23,9 @@ def keys() -> KeyRing:
 
 
 @pytest.fixture
-def settings() -> Settings:
-    return make_settings()
+def settings(tmp_path: Path) -> Settings:
+    # Recordings and the generated secret go under the test's own folder.
+    return make_settings(state_dir=tmp_path / "state")
 
 
 @pytest.fixture

@@ -1,0 +1,145 @@
+"""A server killed mid-recording: what is on disk still plays, and the next start closes it.
+
+The server is the real `sessionroom serve` process; the participants are aiortc peers in
+this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from signaling.model import RecordingMode, Role, RoomSettings
+from tests.integration.recording_peers import Leg, answer_leg, decode, open_leg, record_everyone
+from tests.integration.test_cli import _free_port
+from tests.support import SECRET, Peer, make_keys, mint
+
+pytestmark = pytest.mark.network
+
+SESSIONROOM = [sys.executable, "-m", "signaling.cli"]
+CONSENT = RoomSettings(recording=RecordingMode.CONSENT)
+
+
+class Server:
+    def __init__(self, tmp_path: Path) -> None:
+        self.port = _free_port()
+        self.recordings = tmp_path / "recordings"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONROOM_")}
+        self.env.update(
+            SESSIONROOM_SECRET=SECRET,
+            SESSIONROOM_STATE_DIR=str(tmp_path / "state"),
+            SESSIONROOM_RECORDINGS_DIR=str(self.recordings),
+            SESSIONROOM_ICE_LOOPBACK="1",
+            SESSIONROOM_PORT=str(self.port),
+        )
+        self.proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            *SESSIONROOM, "serve", env=self.env, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        async with aiohttp.ClientSession() as http:
+            for _ in range(200):
+                try:
+                    async with http.get(f"{self.url}/readyz") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise AssertionError("the server did not start")
+
+    async def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        await self.proc.wait()
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.terminate()
+            await asyncio.wait_for(self.proc.wait(), 15)
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[Server]:
+    s = Server(tmp_path)
+    await s.start()
+    try:
+        yield s
+    finally:
+        if s.proc is not None and s.proc.returncode is None:
+            s.proc.kill()
+            await s.proc.wait()
+
+
+async def _join(http: aiohttp.ClientSession, server: Server, role: Role, name: str) -> Peer:
+    token = mint(make_keys(), "killed", role, name, settings=CONSENT)
+    peer = Peer(await http.ws_connect(f"{server.url}/ws"))
+    await peer.send(type="join", token=token)
+    peer.joined = await peer.expect("joined")
+    return peer
+
+
+async def test_a_killed_server_leaves_playable_files(server: Server) -> None:
+    legs: list[Leg] = []
+    async with aiohttp.ClientSession() as http:
+        therapist = await _join(http, server, Role.THERAPIST, "Dr Sam")
+        client = await _join(http, server, Role.CLIENT, "Alex")
+        await therapist.expect("lobby")
+        await therapist.send(type="admit", participant=client.id)
+        await client.expect("admitted")
+        started = await record_everyone(therapist, client)
+        try:
+            for peer in (therapist, client):
+                legs.append(await open_leg(peer, started.recording))
+            for peer, leg in zip((therapist, client), legs, strict=True):
+                await answer_leg(peer, leg)
+            await asyncio.sleep(6)
+            await server.kill()
+            killed_at = time.time() - started.at
+        finally:
+            await asyncio.gather(*(leg.close() for leg in legs))
+
+    folder = server.recordings / started.recording
+    parts = sorted((folder / "parts").iterdir())
+    assert [p.name for p in parts] == sorted(
+        f"{pid}.{kind}.webm" for pid in (therapist.id, client.id) for kind in ("audio", "video")
+    )
+    for part in parts:
+        decoded = decode(part)
+        print(f"kill: {part.name} lost {killed_at - decoded.last:.2f} s")
+        assert decoded.last >= killed_at - 2.0, (part.name, decoded, killed_at)
+
+    # The next start finds the recording still open: it merges the parts and closes it.
+    await server.start()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted" and manifest["stop_reason"] == "interrupted"
+    assert {f["participant"] for f in manifest["files"]} == {therapist.id, client.id}
+    for info in manifest["files"]:
+        decoded = decode(folder / info["name"])
+        assert decoded.kinds == {"audio", "video"}
+        assert decoded.last >= killed_at - 2.0, (info["name"], decoded, killed_at)
+    assert [e["event"] for e in manifest["ledger"]][-2:] == ["started", "stopped"]
+    assert manifest["ledger"][-1]["reason"] == "interrupted"
+    await server.stop()
+
+    proc = await asyncio.create_subprocess_exec(
+        *SESSIONROOM, "recordings", "verify", started.recording, env=server.env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, (out.decode(), err.decode())
