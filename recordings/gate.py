@@ -58,6 +58,10 @@ class Gate:
     def asked(self, participant_id: str) -> bool:
         return any(pid == participant_id for pid, _ in self.answers)
 
+    def awaits(self, participant_id: str) -> bool:
+        """An open request still waits for this participant's answer."""
+        return self.open and self.asked(participant_id) and self.answer_of(participant_id) is None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "status": str(self.status),

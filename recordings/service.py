@@ -192,7 +192,7 @@ class RecordingService:
             out = folder / f"{p.id}.webm"
             if found and merge(found, out):
                 files.append(describe_file(out, p.id))
-        entries = tuple(e for e in self.ledger.entries() if e.request == manifest.session_request)
+        entries = _consent_trail(self.ledger.entries(), manifest)
         self.storage.write_manifest(
             replace(
                 manifest,
@@ -241,6 +241,19 @@ async def _close_leg(leg: RecordingLeg, ids: dict[str, str]) -> None:
         await asyncio.wait_for(leg.close(), LEG_CLOSE_TIMEOUT)
     except Exception:
         log.warning("closing a recording leg failed", extra=ids)
+
+
+def _consent_trail(entries: list[LedgerEntry], manifest: Manifest) -> tuple[LedgerEntry, ...]:
+    """The request's ledger entries up to this recording's stop (a later recording of the
+    same request, after a newcomer's yes, has its own manifest)."""
+    trail = []
+    for entry in entries:
+        if entry.request != manifest.session_request:
+            continue
+        trail.append(entry)
+        if entry.event == "stopped" and entry.recording == manifest.id:
+            break
+    return tuple(trail)
 
 
 def _manifest(room: RoomState, gate: Gate) -> Manifest:

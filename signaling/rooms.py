@@ -246,14 +246,7 @@ class RoomService:
                 await self._after_fresh_join(change)
             if change.gate is not None:
                 await self._after_gate(change.room, change.gate)
-            elif (
-                me.in_room
-                and change.room.recording.answers
-                and (
-                    change.room.recording.asked(me.id)
-                    and change.room.recording.answer_of(me.id) is None
-                )
-            ):
+            elif me.in_room and change.room.recording.awaits(me.id):
                 # Back from a dropped socket with a question still open: ask again.
                 await self._send(me.id, self._consent_request(change.room))
             log.info(

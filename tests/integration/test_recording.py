@@ -227,6 +227,10 @@ async def test_a_newcomer_stops_recording_until_they_say_yes(
     asked = await newcomer.expect("consent_request")
     manifest = await finished_manifest(settings, first)
     assert manifest["stop_reason"] == "participant_joined"
+    assert (manifest["ledger"][-1]["event"], manifest["ledger"][-1]["recording"]) == (
+        "stopped",
+        first,
+    )
 
     # The old recording's legs no longer count.
     await client.send(type="rec_offer", recording=first, sdp="v=0\r\n")

@@ -12,14 +12,21 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from signaling.model import RecordingMode, Role, RoomSettings
-from tests.integration.recording_peers import Leg, answer_leg, decode, open_leg, record_everyone
+from tests.integration.recording_peers import (
+    Leg,
+    Started,
+    answer_leg,
+    decode,
+    open_leg,
+    record_everyone,
+)
 from tests.integration.test_cli import _free_port
 from tests.support import SECRET, Peer, make_keys, mint
 
@@ -94,7 +101,11 @@ async def _join(http: aiohttp.ClientSession, server: Server, role: Role, name: s
     return peer
 
 
-async def test_a_killed_server_leaves_playable_files(server: Server) -> None:
+async def _record_then(
+    server: Server, seconds: float, stop: Callable[[], Awaitable[None]]
+) -> tuple[Started, Peer, Peer, float]:
+    """Record a therapist and a client for `seconds`, then `stop` the server; returns when
+    it stopped, on the recording's timeline."""
     legs: list[Leg] = []
     async with aiohttp.ClientSession() as http:
         therapist = await _join(http, server, Role.THERAPIST, "Dr Sam")
@@ -108,11 +119,16 @@ async def test_a_killed_server_leaves_playable_files(server: Server) -> None:
                 legs.append(await open_leg(peer, started.recording))
             for peer, leg in zip((therapist, client), legs, strict=True):
                 await answer_leg(peer, leg)
-            await asyncio.sleep(6)
-            await server.kill()
-            killed_at = time.time() - started.at
+            await asyncio.sleep(seconds)
+            stopped_at = time.time() - started.at
+            await stop()
         finally:
             await asyncio.gather(*(leg.close() for leg in legs))
+    return started, therapist, client, stopped_at
+
+
+async def test_a_killed_server_leaves_playable_files(server: Server) -> None:
+    started, therapist, client, killed_at = await _record_then(server, 6, server.kill)
 
     folder = server.recordings / started.recording
     parts = sorted((folder / "parts").iterdir())
@@ -121,7 +137,6 @@ async def test_a_killed_server_leaves_playable_files(server: Server) -> None:
     )
     for part in parts:
         decoded = decode(part)
-        print(f"kill: {part.name} lost {killed_at - decoded.last:.2f} s")
         assert decoded.last >= killed_at - 2.0, (part.name, decoded, killed_at)
 
     # The next start finds the recording still open: it merges the parts and closes it.
@@ -143,3 +158,16 @@ async def test_a_killed_server_leaves_playable_files(server: Server) -> None:
     )  # fmt: skip
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, (out.decode(), err.decode())
+
+
+async def test_stopping_the_server_closes_the_recording(server: Server) -> None:
+    started, therapist, client, stopped_at = await _record_then(server, 3, server.stop)
+    folder = server.recordings / started.recording
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["stop_reason"] == "server_stopped"
+    assert {f["participant"] for f in manifest["files"]} == {therapist.id, client.id}
+    for info in manifest["files"]:
+        decoded = decode(folder / info["name"])
+        assert decoded.kinds == {"audio", "video"}
+        assert stopped_at - 1.0 <= decoded.last <= stopped_at + 1.0, (decoded, stopped_at)
+    assert manifest["ledger"][-1]["reason"] == "server_stopped"
