@@ -11,6 +11,7 @@ import asyncio
 import logging
 import shutil
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("sessionroom.recordings")
 
 LEG_CLOSE_TIMEOUT = 5.0
+ENDED_KEPT = 1000
 
 
 @dataclass
@@ -60,6 +62,7 @@ class RecordingService:
         self.clock = clock
         self._active: dict[str, ActiveRecording] = {}
         self._finishing: set[asyncio.Task[None]] = set()
+        self._ended: deque[str] = deque(maxlen=ENDED_KEPT)  # recordings stopped on this node
 
     def record(self, event: str, **fields: str | bool | float | None) -> LedgerEntry:
         """Append to the consent ledger."""
@@ -81,6 +84,8 @@ class RecordingService:
         existing = self._active.get(gate.recording)
         if existing is not None:
             return existing
+        if gate.recording in self._ended:
+            raise RecordingNotActive()  # a late offer must not reopen a stopped recording
         loop_now = asyncio.get_running_loop().time()
         self.storage.folder(gate.recording)
         active = ActiveRecording(
@@ -154,6 +159,7 @@ class RecordingService:
     def cut(self, recording_id: str, *, reason: str, stopped_at: float) -> None:
         """The gate closed: from this instant nothing more is written. The files are
         finished in the background (legs closed, parts merged, manifest written)."""
+        self._ended.append(recording_id)
         active = self._active.pop(recording_id, None)
         if active is None:
             return

@@ -12,6 +12,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from recordings.storage import LEDGER_FILE, RecordingStorage
 from recordings.verify import verify, when
 from signaling import logs
 from signaling.app import create_app
-from signaling.appkeys import SERVICE
+from signaling.appkeys import SERVICE, SETTINGS
 from signaling.config import Settings, add_arguments, settings_from
 from signaling.errors import SessionroomError
 from signaling.model import RecordingMode, Role, RoomSettings
@@ -91,6 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = settings_from(args, os.environ)
         if args.command == "serve":
+            if args.demo:
+                # The demo is local development: let the recording leg work on this machine
+                # alone, even with no network but loopback.
+                settings = replace(settings, ice_loopback=True)
             return serve(settings, demo=args.demo)
         if args.command == "recordings":
             return recordings_command(settings, args)
@@ -192,12 +197,14 @@ async def _serve(app: web.Application, settings: Settings, *, demo: bool) -> Non
 
 async def _print_demo_links(app: web.Application) -> None:
     service = app[SERVICE]
-    room = await service.create_room(RoomSettings())
+    room = await service.create_room(RoomSettings(recording=RecordingMode.CONSENT))
     therapist = service.link(room.id, Role.THERAPIST, "Therapist", valid_for=DEMO_VALID_FOR)
     client = service.link(room.id, Role.CLIENT, "Client", valid_for=DEMO_VALID_FOR)
     print(f"Demo room {room.id} (links valid for 8 hours):", flush=True)
     print(f"  therapist link: {therapist}", flush=True)
     print(f"  client link:    {client}", flush=True)
+    where = app[SETTINGS].recordings_path
+    print(f"Recordings, made only when everyone says yes, go to {where}", flush=True)
 
 
 if __name__ == "__main__":
