@@ -138,6 +138,12 @@ async def test_every_yes_records_each_participant(
     stopped = await state(client, "stopped")
     assert stopped["reason"] == "stopped_by_therapist" and stopped["by"] == therapist.id
     interval = stopped["at"] - started_at
+    # The server closed both legs: each page's connection sees it go.
+    for _ in range(100):
+        if all(leg.pc.connectionState == "closed" for leg in legs):
+            break
+        await asyncio.sleep(0.05)
+    assert [leg.pc.connectionState for leg in legs] == ["closed", "closed"]
 
     manifest = await finished_manifest(settings, recording)
     assert manifest["status"] == "complete"
