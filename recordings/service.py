@@ -35,6 +35,12 @@ LEG_CLOSE_TIMEOUT = 5.0
 ENDED_KEPT = 1000
 
 
+@dataclass(frozen=True)
+class RecordingLoad:
+    recordings: int
+    legs: int
+
+
 @dataclass
 class ActiveRecording:
     id: str
@@ -70,6 +76,11 @@ class RecordingService:
 
     def active(self, recording_id: str) -> ActiveRecording | None:
         return self._active.get(recording_id)
+
+    @property
+    def load(self) -> RecordingLoad:
+        active = self._active.values()
+        return RecordingLoad(len(active), sum(len(a.legs) for a in active))
 
     @property
     def rooms_recording(self) -> set[str]:

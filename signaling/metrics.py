@@ -4,8 +4,12 @@ for a handful of series)."""
 from __future__ import annotations
 
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from signaling.store import StoreStats
+
+if TYPE_CHECKING:
+    from recordings.service import RecordingLoad
 
 
 class Metrics:
@@ -15,7 +19,7 @@ class Metrics:
         self.errors: Counter[str] = Counter()
         self.joins: Counter[str] = Counter()
 
-    def render(self, stats: StoreStats) -> str:
+    def render(self, stats: StoreStats, recording: RecordingLoad) -> str:
         lines = [
             "# HELP sessionroom_sockets Open WebSocket connections on this node.",
             "# TYPE sessionroom_sockets gauge",
@@ -29,6 +33,12 @@ class Metrics:
             "# HELP sessionroom_participants Participants waiting or in a room.",
             "# TYPE sessionroom_participants gauge",
             f"sessionroom_participants {stats.participants}",
+            "# HELP sessionroom_recordings Recordings being written on this node.",
+            "# TYPE sessionroom_recordings gauge",
+            f"sessionroom_recordings {recording.recordings}",
+            "# HELP sessionroom_recording_legs Recording legs (server peer connections) open.",
+            "# TYPE sessionroom_recording_legs gauge",
+            f"sessionroom_recording_legs {recording.legs}",
         ]
         lines += _counter(
             "sessionroom_messages_total", "Messages received, by type.", "type", self.messages

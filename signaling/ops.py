@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from recordings.service import RecordingLoad
 from signaling.appkeys import LIFECYCLE, METRICS, SERVICE
 
 
@@ -24,9 +25,13 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    stats = await request.app[SERVICE].store.stats()
+    service = request.app[SERVICE]
+    stats = await service.store.stats()
+    recording = service.recordings.load if service.recordings else RecordingLoad(0, 0)
     return web.Response(
-        text=request.app[METRICS].render(stats), content_type="text/plain", charset="utf-8"
+        text=request.app[METRICS].render(stats, recording),
+        content_type="text/plain",
+        charset="utf-8",
     )
 
 

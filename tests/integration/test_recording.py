@@ -134,6 +134,9 @@ async def test_every_yes_records_each_participant(
     recording, started_at = started.recording, started.at
     await start_legs(recording, (therapist, client), legs)
     await asyncio.sleep(6)
+    metrics = await (await harness.http.get("/metrics")).text()
+    assert "sessionroom_recordings 1\n" in metrics
+    assert "sessionroom_recording_legs 2\n" in metrics
     await therapist.send(type="recording_stop")
     stopped = await state(client, "stopped")
     assert stopped["reason"] == "stopped_by_therapist" and stopped["by"] == therapist.id
