@@ -66,12 +66,27 @@ class Site:
         return f"{self.base}/join#{mint(self.keys, room, role, name, settings=settings)}"
 
 
-@pytest.fixture
-async def site(aiohttp_server: AiohttpServer) -> Site:
-    settings = make_settings(grace_seconds=10.0, join_timeout_seconds=5.0)
+async def start_site(aiohttp_server: AiohttpServer, **overrides: Any) -> Site:
+    settings = make_settings(grace_seconds=10.0, join_timeout_seconds=5.0, **overrides)
     keys = make_keys()
     server = await aiohttp_server(create_app(settings, keys))
     return Site(server, keys, settings)
+
+
+@pytest.fixture
+async def site(aiohttp_server: AiohttpServer) -> Site:
+    return await start_site(aiohttp_server)
+
+
+@pytest.fixture
+async def recording_site(aiohttp_server: AiohttpServer, tmp_path: Path) -> Site:
+    """A server that records: recordings under tmp_path, and its aiortc peer on loopback."""
+    return await start_site(
+        aiohttp_server,
+        state_dir=tmp_path / "state",
+        recordings_dir=tmp_path / "recordings",
+        ice_loopback=True,
+    )
 
 
 async def open_page(browser: Browser, url: str, **context_options: Any) -> Page:
@@ -83,13 +98,19 @@ async def open_page(browser: Browser, url: str, **context_options: Any) -> Page:
 
 
 async def in_call(
-    browser: Browser, site: Site, room: str = "r", **context_options: Any
+    browser: Browser,
+    site: Site,
+    room: str = "r",
+    settings: RoomSettings | None = None,
+    **context_options: Any,
 ) -> tuple[Page, Page]:
     """A therapist ("Dr Sam") and a client ("Alex") in a call, each in their own browser."""
     therapist = await open_page(
-        browser, site.link(room, Role.THERAPIST, "Dr Sam"), **context_options
+        browser, site.link(room, Role.THERAPIST, "Dr Sam", settings), **context_options
     )
-    client = await open_page(browser, site.link(room, Role.CLIENT, "Alex"), **context_options)
+    client = await open_page(
+        browser, site.link(room, Role.CLIENT, "Alex", settings), **context_options
+    )
     for page in (therapist, client):
         await page.get_by_role("button", name="Join", exact=True).click()
     await therapist.get_by_role("button", name="Admit Alex").click()

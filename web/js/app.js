@@ -1,6 +1,7 @@
 // The room page: check devices, join, wait, talk, chat, leave. Plain DOM, no framework.
 import { LocalMedia } from "./media.js";
 import { PeerLink } from "./peers.js";
+import { Recording } from "./recording.js";
 import { Signaling } from "./signaling.js";
 import { readClaims, tokenFromLocation } from "./token.js";
 
@@ -45,6 +46,7 @@ const state = {
   joining: false,
   busy: false,
   choices: { videoId: null, audioId: null, speakerId: null },
+  recording: null, // the Recording controller (recording.js), made in main()
 };
 
 // ---------- small UI helpers ----------
@@ -61,13 +63,18 @@ function show(screen) {
 }
 
 let announceTimer = null;
+let announcing = [];
 function announce(text) {
   const region = $("announce");
   region.textContent = "";
   clearTimeout(announceTimer);
+  // Said together when they come together ("Alex joined." and what it did to recording),
+  // rather than the second hiding the first.
+  announcing.push(text);
   // A fresh node each time, so that the same words said twice are read twice.
   announceTimer = setTimeout(() => {
-    region.textContent = text;
+    region.textContent = announcing.join(" ");
+    announcing = [];
   }, 50);
 }
 
@@ -229,6 +236,7 @@ function join() {
     onFinal: (error) => {
       const [title, fixed] = FINAL_TEXT[error.code] || ["We could not connect you", null];
       const text = fixed ?? error.message;
+      state.recording.reset();
       closeAllPeers();
       state.media.stop();
       message(title, text, error.code === "link_in_use" ? [{ label: "Try again", run: rejoin }] : []);
@@ -265,6 +273,7 @@ function handle(msg) {
       announce("You have been let in.");
       return enterCall(msg.peers);
     case "denied":
+      state.recording.reset();
       closeAllPeers();
       state.media.stop();
       return message(
@@ -292,6 +301,7 @@ function handle(msg) {
     case "chat":
       return chatReceived(msg);
     case "ended":
+      state.recording.reset();
       closeAllPeers();
       state.media.stop();
       return message("The session has ended", "Thank you. You can close this window.");
@@ -301,6 +311,12 @@ function handle(msg) {
       return alertText("Someone tried to open a client's link on a second device. It was refused.");
     case "server_shutdown":
       return undefined; // the socket closes next and reconnects by itself
+    case "consent_request":
+      return state.recording.ask(msg);
+    case "recording_state":
+      return state.recording.state(msg);
+    case "rec_answer":
+      return state.recording.answered(msg);
     case "error":
       return serverError(msg);
     default:
@@ -323,6 +339,7 @@ function onSignal(msg) {
 function serverError(msg) {
   // A signal to a peer who just left is harmless; everything else is worth saying.
   if (msg.code === "not_found") return;
+  if (state.recording.error(msg)) return;
   alertText(msg.message);
 }
 
@@ -336,6 +353,7 @@ function joined(msg) {
   document.body.dataset.role = state.role;
   if (!first && msg.resumed) {
     announce("Reconnected.");
+    state.recording.joined(msg);
     return;
   }
   if (placeLost) {
@@ -350,6 +368,7 @@ function joined(msg) {
   } else {
     enterCall(msg.peers || []);
   }
+  state.recording.joined(msg);
 }
 
 function presence(present, say) {
@@ -569,6 +588,7 @@ async function setCamera(on) {
   }
   sendState();
   updateControls();
+  state.recording.tracksChanged();
 }
 
 function wireCall() {
@@ -579,6 +599,7 @@ function wireCall() {
       try {
         const track = await state.media.startAudio();
         for (const entry of state.peers.values()) await entry.link.setTrack("audio", track);
+        state.recording.tracksChanged();
       } catch {
         alertText("We could not start your microphone.");
         return;
@@ -648,6 +669,7 @@ function leaveNow() {
   } else {
     signaling?.close(); // away: the server lets the place go when its grace period ends
   }
+  state.recording.reset();
   closeAllPeers();
   state.media.stop();
   message("You have left the session", "If you left by mistake, you can join again.", [
@@ -759,6 +781,13 @@ async function main() {
   }
   wirePrejoin();
   wireCall();
+  state.recording = new Recording({
+    send,
+    announce,
+    // The recording leg sends what the call sends: a muted microphone records silence.
+    tracks: () => localTracks(),
+    canSend: () => Boolean(state.signaling?.isOpen),
+  });
   if (!navigator.mediaDevices?.getUserMedia) {
     await prejoin().catch(() => undefined);
     $("device-problem").hidden = false;
