@@ -29,6 +29,7 @@ from signaling.errors import (
     LinkInUse,
     NotAllowed,
     NotFound,
+    RecordingCodecUnsupported,
     RecordingDisabled,
     RecordingNotActive,
     RoomEnded,
@@ -524,7 +525,15 @@ class RoomService:
         room = await self._admitted_room(s)
         if self.recordings is None or room.recording.status is not Status.RECORDING:
             raise RecordingNotActive()
-        answer = await self.recordings.offer(room, s.participant_id, recording_id, sdp)
+        try:
+            answer = await self.recordings.offer(room, s.participant_id, recording_id, sdp)
+        except RecordingCodecUnsupported as e:
+            # Recording goes on for the others; the therapist must know whose part is missing.
+            await self._send_many(
+                (t.id for t in room.therapists if t.id != s.participant_id),
+                {"type": "recording_issue", "participant": s.participant_id, "code": e.code},
+            )
+            raise
         await self._send(
             s.participant_id, {"type": "rec_answer", "recording": recording_id, "sdp": answer}
         )

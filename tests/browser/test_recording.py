@@ -364,6 +364,40 @@ async def test_a_refused_leg_leaves_a_calm_note_and_the_call_goes_on(
     assert manifest["files"] == []
 
 
+async def test_the_therapist_is_told_whose_part_is_not_recorded(
+    browser: Browser, recording_site: Site
+) -> None:
+    site = recording_site
+
+    def no_vp8(offer: dict[str, Any]) -> None:
+        offer["sdp"] = offer["sdp"].replace("VP8/90000", "XVP/90000")
+
+    therapist = await open_page(browser, site.link("r", Role.THERAPIST, "Dr Sam", CONSENT))
+    await join(therapist)
+    context = await browser.new_context()
+    client = await context.new_page()
+    client.set_default_timeout(10_000)
+    await client.route_web_socket("**/ws", rewriting_offers(no_vp8))
+    await client.goto(site.link("r", Role.CLIENT, "Alex", CONSENT))
+    await join(client)
+    await therapist.get_by_role("button", name="Admit Alex").click()
+    await expect(client.locator(".peer")).to_have_count(1)
+    await request(therapist, client)
+    await say_yes(therapist)
+    await say_yes(client)
+    await expect(therapist.locator("#rec-note")).to_have_text(
+        "Alex's browser cannot send video in a format the recorder keeps, so their part is "
+        "not being recorded."
+    )
+    await expect(therapist.locator("body")).to_have_attribute("data-rec-leg", "connected")
+    await asyncio.sleep(2)  # the therapist's own part is recorded meanwhile
+    await therapist.get_by_role("button", name="Stop recording").click()
+    manifest = await finished(site)
+    assert [f["participant"] for f in manifest["files"]] == [
+        await therapist.evaluate("document.body.dataset.participant")
+    ]
+
+
 async def test_no_record_button_when_recording_is_off(browser: Browser, site: Site) -> None:
     therapist = await open_page(browser, site.link("r", Role.THERAPIST, "Dr Sam"))
     await join(therapist)

@@ -302,6 +302,12 @@ async def test_refusals(harness: Harness, legs: list[Leg]) -> None:
     # A browser that can only send H.264.
     legs.append(await open_leg(client, recording, video_codec="video/H264"))
     await client.expect_error("recording_codec_unsupported")
+    issue = await therapist.expect("recording_issue")
+    assert issue == {
+        "type": "recording_issue",
+        "participant": client.id,
+        "code": "recording_codec_unsupported",
+    }
 
 
 async def test_resuming_participant_sees_the_recording(harness: Harness) -> None:

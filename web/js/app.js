@@ -317,6 +317,8 @@ function handle(msg) {
       return state.recording.state(msg);
     case "rec_answer":
       return state.recording.answered(msg);
+    case "recording_issue":
+      return state.recording.issue(state.peers.get(msg.participant)?.info.name || "A participant");
     case "error":
       return serverError(msg);
     default:

@@ -294,6 +294,12 @@ export class Recording {
     return false;
   }
 
+  // Therapist: someone's part cannot be recorded (their browser sends no VP8); the
+  // recording goes on for everyone else.
+  issue(name) {
+    this.note(`${name}'s browser cannot send video in a format the recorder keeps, so their part is not being recorded.`);
+  }
+
   // The microphone or camera changed: the leg sends what there is now.
   async tracksChanged() {
     if (!this.wantsLeg(this.gate)) return;
