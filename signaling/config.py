@@ -47,6 +47,13 @@ class Settings:
     recordings_where: str = "on this practice's own server"
     # Lets the server's aiortc peer offer 127.0.0.1: tests and local development only.
     ice_loopback: bool = False
+    # Several nodes share rooms through Redis; memory (one node) when empty.
+    redis_url: str = ""
+    redis_prefix: str = "sessionroom"
+    # TURN with short-lived credentials in coturn's shared-secret scheme.
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str = ""
+    turn_ttl_seconds: float = 12 * 3600.0
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -58,6 +65,10 @@ class Settings:
                 raise ConfigError(f"{name} must be positive.")
         if self.rate_burst < 1 or self.rate_per_second <= 0:
             raise ConfigError("rate limits must be positive.")
+        if self.turn_urls and not self.turn_secret:
+            raise ConfigError("TURN URLs need SESSIONROOM_TURN_SECRET, the secret coturn shares.")
+        if self.turn_ttl_seconds <= 0:
+            raise ConfigError("turn_ttl_seconds must be positive.")
         if self.recordings_retention_days < 0:
             raise ConfigError("recordings retention must be 0 (keep) or a number of days.")
 
@@ -121,6 +132,11 @@ OPTIONS: tuple[Option, ...] = (
         float,
     ),
     Option("recordings_where", "--recordings-where", "where recordings are kept, as told"),
+    Option("redis_url", "--redis-url", "Redis URL shared by every node (memory if unset)"),
+    Option("redis_prefix", "--redis-prefix", "prefix of this deployment's Redis keys"),
+    Option("turn_urls", "--turn-urls", "TURN URLs for per-participant credentials", _csv),
+    Option("turn_secret", "", "coturn's static-auth-secret", env_only=True),
+    Option("turn_ttl_seconds", "--turn-ttl-seconds", "how long TURN credentials stay valid", float),
     Option(
         "ice_loopback",
         "",
