@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -21,7 +21,8 @@ _URL_RE = re.compile(r"^(stun|stuns|turn|turns):[^\s,]+$")
 class IceServer:
     urls: tuple[str, ...]
     username: str | None = None
-    credential: str | None = None
+    # A TURN credential is a secret while it is valid: keep it out of reprs and so of logs.
+    credential: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.urls:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from media.ice import IceServer, rtc_configuration
+from media.turn import TurnConfig, ice_servers_for
 from recordings.gate import Gate
 from recordings.ledger import ConsentLedger, LedgerEntry
 from recordings.manifest import Manifest, ParticipantInfo, describe_file
@@ -60,11 +61,16 @@ class RecordingService:
         ledger: ConsentLedger,
         *,
         ice_servers: Sequence[IceServer] = (),
+        turn: TurnConfig | None = None,
+        node_id: str = "",
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.storage = storage
         self.ledger = ledger
         self._ice = tuple(ice_servers)
+        # This node's own aiortc peer may use the relay too, as TURN user `node-<node id>`.
+        self._turn = turn
+        self._turn_user = f"node-{node_id}"
         self.clock = clock
         self._active: dict[str, ActiveRecording] = {}
         self._finishing: set[asyncio.Task[None]] = set()
@@ -73,6 +79,10 @@ class RecordingService:
     def record(self, event: str, **fields: str | bool | float | None) -> LedgerEntry:
         """Append to the consent ledger."""
         return self.ledger.append(event, at=self.clock(), **fields)  # type: ignore[arg-type]
+
+    def ice_servers(self) -> tuple[IceServer, ...]:
+        """For this node's own peer connections: the configured list, with fresh TURN."""
+        return ice_servers_for(self._turn_user, self._ice, self._turn, now=self.clock())
 
     def active(self, recording_id: str) -> ActiveRecording | None:
         return self._active.get(recording_id)
@@ -147,7 +157,9 @@ class RecordingService:
         def lost() -> None:
             log.warning("recording leg lost", extra=ids)
 
-        leg = RecordingLeg(rtc_configuration(self._ice), recorder.write, on_lost=lost, ids=ids)
+        leg = RecordingLeg(
+            rtc_configuration(self.ice_servers()), recorder.write, on_lost=lost, ids=ids
+        )
         leg_holder.append(leg)
         if self._active.get(recording_id) is not active:
             raise RecordingNotActive()

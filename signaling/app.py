@@ -58,8 +58,15 @@ def create_app(settings: Settings, keys: KeyRing) -> web.Application:
         keys,
         grace_seconds=settings.grace_seconds,
         ice_servers=settings.ice_servers,
+        turn=settings.turn,
         public_url=settings.public_url,
-        recordings=RecordingService(storage, storage.ledger, ice_servers=settings.ice_servers),
+        recordings=RecordingService(
+            storage,
+            storage.ledger,
+            ice_servers=settings.ice_servers,
+            turn=settings.turn,
+            node_id=settings.node_id,
+        ),
         recordings_where=settings.recordings_where,
     )
     app.router.add_get("/ws", websocket_handler)

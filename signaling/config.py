@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from media.ice import IceServer, parse_ice_urls
+from media.turn import TurnConfig, check_turn_url, parse_turn_urls
 from signaling.errors import ConfigError
 
 
@@ -52,7 +53,7 @@ class Settings:
     redis_prefix: str = "sessionroom"
     # TURN with short-lived credentials in coturn's shared-secret scheme.
     turn_urls: tuple[str, ...] = ()
-    turn_secret: str = ""
+    turn_secret: str = field(default="", repr=False)
     turn_ttl_seconds: float = 12 * 3600.0
 
     def __post_init__(self) -> None:
@@ -65,12 +66,24 @@ class Settings:
                 raise ConfigError(f"{name} must be positive.")
         if self.rate_burst < 1 or self.rate_per_second <= 0:
             raise ConfigError("rate limits must be positive.")
+        for url in self.turn_urls:
+            try:
+                check_turn_url(url)
+            except ValueError as e:
+                raise ConfigError(f"--turn-urls: {e}") from None
         if self.turn_urls and not self.turn_secret:
             raise ConfigError("TURN URLs need SESSIONROOM_TURN_SECRET, the secret coturn shares.")
         if self.turn_ttl_seconds <= 0:
             raise ConfigError("turn_ttl_seconds must be positive.")
         if self.recordings_retention_days < 0:
             raise ConfigError("recordings retention must be 0 (keep) or a number of days.")
+
+    @property
+    def turn(self) -> TurnConfig | None:
+        """TURN with per-participant credentials, or None when no TURN URL is configured."""
+        if not self.turn_urls:
+            return None
+        return TurnConfig(self.turn_urls, self.turn_secret, self.turn_ttl_seconds)
 
     @property
     def recordings_path(self) -> Path:
@@ -134,7 +147,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("recordings_where", "--recordings-where", "where recordings are kept, as told"),
     Option("redis_url", "--redis-url", "Redis URL shared by every node (memory if unset)"),
     Option("redis_prefix", "--redis-prefix", "prefix of this deployment's Redis keys"),
-    Option("turn_urls", "--turn-urls", "TURN URLs for per-participant credentials", _csv),
+    Option(
+        "turn_urls", "--turn-urls", "TURN URLs for per-participant credentials", parse_turn_urls
+    ),
     Option("turn_secret", "", "coturn's static-auth-secret", env_only=True),
     Option("turn_ttl_seconds", "--turn-ttl-seconds", "how long TURN credentials stay valid", float),
     Option(

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from media.ice import IceServer, ice_servers_json
+from media.turn import TurnConfig, ice_servers_for
 from recordings import gate as recording_gate
 from recordings.gate import GateChange, Reason, Status
 from recordings.storage import new_recording_id
@@ -111,6 +112,7 @@ class RoomService:
         *,
         grace_seconds: float,
         ice_servers: Sequence[IceServer] = (),
+        turn: TurnConfig | None = None,
         public_url: str = "",
         recordings: RecordingService | None = None,
         recordings_where: str = "",
@@ -120,7 +122,8 @@ class RoomService:
         self.bus = bus
         self.keys = keys
         self._grace = grace_seconds
-        self._ice = ice_servers_json(ice_servers)
+        self._ice = tuple(ice_servers)
+        self._turn = turn  # each `joined` carries that participant's own TURN credentials
         self._public_url = public_url
         self.clock = clock
         self._timers: set[asyncio.Task[None]] = set()
@@ -275,7 +278,9 @@ class RoomService:
             },
             "room": {"id": room.id, "settings": room.settings.to_dict()},
             "state": "in_room" if me.in_room else "waiting",
-            "ice_servers": self._ice,
+            "ice_servers": ice_servers_json(
+                ice_servers_for(me.id, self._ice, self._turn, now=self.clock())
+            ),
             "resume": token,
             "resumed": resumed,
         }
