@@ -2,6 +2,7 @@
 import { LocalMedia } from "./media.js";
 import { PeerLink } from "./peers.js";
 import { Recording } from "./recording.js";
+import { RecordingsPanel } from "./recordings.js";
 import { Signaling } from "./signaling.js";
 import { readClaims, tokenFromLocation } from "./token.js";
 
@@ -47,6 +48,7 @@ const state = {
   busy: false,
   choices: { videoId: null, audioId: null, speakerId: null },
   recording: null, // the Recording controller (recording.js), made in main()
+  recordings: null, // the therapist's recordings panel (recordings.js), made in main()
 };
 
 // ---------- small UI helpers ----------
@@ -84,6 +86,7 @@ function alertText(text) {
 
 function message(title, text, actions = []) {
   stopTimers();
+  state.recordings?.hide();
   $("connection").hidden = true;
   $("message-title").textContent = title;
   $("message-text").textContent = text;
@@ -240,6 +243,7 @@ function join() {
       closeAllPeers();
       state.media.stop();
       message(title, text, error.code === "link_in_use" ? [{ label: "Try again", run: rejoin }] : []);
+      if (error.code === "room_ended") recordingsAfterSession();
     },
   });
   state.signaling.start();
@@ -304,7 +308,8 @@ function handle(msg) {
       state.recording.reset();
       closeAllPeers();
       state.media.stop();
-      return message("The session has ended", "Thank you. You can close this window.");
+      message("The session has ended", "Thank you. You can close this window.");
+      return recordingsAfterSession();
     case "left":
       return undefined; // leaveNow() already showed the left screen
     case "link_in_use":
@@ -314,6 +319,7 @@ function handle(msg) {
     case "consent_request":
       return state.recording.ask(msg);
     case "recording_state":
+      state.recordings.recordingState(msg);
       return state.recording.state(msg);
     case "rec_answer":
       return state.recording.answered(msg);
@@ -356,6 +362,7 @@ function joined(msg) {
   if (!first && msg.resumed) {
     announce("Reconnected.");
     state.recording.joined(msg);
+    state.recordings.recordingState(msg.recording);
     return;
   }
   if (placeLost) {
@@ -365,6 +372,7 @@ function joined(msg) {
   $("therapist-panel").hidden = state.role !== "therapist";
   $("end-session").hidden = state.role !== "therapist";
   if (state.role === "therapist") renderLobby(msg.lobby || []);
+  state.recordings.joined(msg);
   if (msg.state === "waiting") {
     enterWaiting(msg);
   } else {
@@ -677,6 +685,18 @@ function leaveNow() {
   message("You have left the session", "If you left by mistake, you can join again.", [
     { label: "Join again", run: rejoin },
   ]);
+  recordingsAfterSession();
+}
+
+// A therapist of a room that records finds the recordings on the screen after the session,
+// also when that screen comes from opening the link again after the end (the link's own
+// settings say whether the room records then: the page never joined).
+function recordingsAfterSession() {
+  const claims = state.claims;
+  if (!state.recordings.enabled && claims?.role === "therapist" && claims.settings?.recording === "consent") {
+    state.recordings.enable(claims.room);
+  }
+  state.recordings.afterSession();
 }
 
 function appendChat(who, text) {
@@ -790,6 +810,7 @@ async function main() {
     tracks: () => localTracks(),
     canSend: () => Boolean(state.signaling?.isOpen),
   });
+  state.recordings = new RecordingsPanel({ token: () => state.token, announce });
   if (!navigator.mediaDevices?.getUserMedia) {
     await prejoin().catch(() => undefined);
     $("device-problem").hidden = false;
