@@ -8,14 +8,17 @@ aiortc and PyAV are imported on first use, so a node that never records never lo
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import logging
+import os
 import shutil
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from media.ice import IceServer, rtc_configuration
 from media.turn import TurnConfig, ice_servers_for
@@ -23,7 +26,7 @@ from recordings.gate import Gate
 from recordings.ledger import ConsentLedger, LedgerEntry
 from recordings.manifest import Manifest, ParticipantInfo, describe_file
 from recordings.storage import RecordingStorage
-from signaling.errors import RecordingNotActive
+from signaling.errors import NotFound, RecordingNotActive
 from signaling.model import RoomState
 
 if TYPE_CHECKING:
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("sessionroom.recordings")
 
 LEG_CLOSE_TIMEOUT = 5.0
+RECOVER_QUIET_SECONDS = 10.0  # parts touched more recently than this may still be written
 ENDED_KEPT = 1000
 
 
@@ -118,7 +122,12 @@ class RecordingService:
             parts=self.storage.parts_folder(gate.recording),
         )
         self._active[active.id] = active
-        self.storage.write_manifest(_manifest(room, gate))
+        with manifest_lock(self.storage.folder(active.id)):
+            # The first node to begin writes it; another node's legs join the same one.
+            try:
+                self.storage.read_manifest(active.id)
+            except NotFound:
+                self.storage.write_manifest(_manifest(room, gate))
         log.info("recording started", extra={"room": room.id, "recording": active.id})
         return active
 
@@ -194,61 +203,109 @@ class RecordingService:
             "recording stopped",
             extra={"room": active.room, "recording": active.id, "reason": reason},
         )
-        task = asyncio.create_task(self._finish(active, reason, stopped_at, "complete"))
+        task = asyncio.create_task(self._finish(active, reason, stopped_at))
         self._finishing.add(task)
         task.add_done_callback(self._finishing.discard)
 
-    async def _finish(
-        self, active: ActiveRecording, reason: str, stopped_at: float, status: str
-    ) -> None:
+    def node_message(self, message: Mapping[str, Any]) -> None:
+        """From the bus: the gate closed on some node; stop this node's legs too."""
+        if message.get("kind") == "recording_cut":
+            self.cut(
+                str(message["recording"]),
+                reason=str(message["reason"]),
+                stopped_at=float(message["at"]),
+            )
+
+    async def _finish(self, active: ActiveRecording, reason: str, stopped_at: float) -> None:
         ids = {"room": active.room, "recording": active.id}
         try:
             await asyncio.gather(*(_close_leg(leg, ids) for leg in active.legs.values()))
-            manifest = self.storage.read_manifest(active.id)
-            await asyncio.to_thread(self._write_files, manifest, reason, stopped_at, status)
+            await asyncio.to_thread(
+                self._write_files, active.id, set(active.recorders), reason, stopped_at, "complete"
+            )
         except Exception:
             log.exception("finishing a recording failed", extra=ids)
 
-    def _write_files(self, manifest: Manifest, reason: str, stopped_at: float, status: str) -> None:
-        """Merge each participant's parts into their file; then the final manifest."""
+    def _write_files(
+        self,
+        recording_id: str,
+        mine: set[str] | None,
+        reason: str,
+        stopped_at: float,
+        status: str,
+    ) -> None:
+        """Merge the parts of `mine` (None: every participant's) into their files, then add
+        them to the manifest. With several nodes, each merges the participants whose legs it
+        held; the manifest is complete when no parts are left."""
         from recordings.recorder import merge, part_files
 
-        folder = self.storage.folder(manifest.id)
-        parts = self.storage.parts_folder(manifest.id)
-        files = []
+        folder = self.storage.folder(recording_id)
+        parts = self.storage.parts_folder(recording_id)
+        manifest = self.storage.read_manifest(recording_id)
+        merged = []
         for p in manifest.participants:
+            if mine is not None and p.id not in mine:
+                continue
             found = part_files(parts, p.id)
             out = folder / f"{p.id}.webm"
             if found and merge(found, out):
-                files.append(describe_file(out, p.id))
-        entries = _consent_trail(self.ledger.entries(), manifest)
-        self.storage.write_manifest(
-            replace(
-                manifest,
-                status=status,
-                stopped_at=stopped_at,
-                stop_reason=reason,
-                files=tuple(files),
-                ledger=entries,
+                merged.append(describe_file(out, p.id))
+            for part in found:
+                part.unlink(missing_ok=True)
+        with manifest_lock(folder):
+            manifest = self.storage.read_manifest(recording_id)  # others may have added
+            files = {f.participant: f for f in (*manifest.files, *merged)}
+            left = any(part_files(parts, p.id) for p in manifest.participants)
+            self.storage.write_manifest(
+                replace(
+                    manifest,
+                    status=manifest.status if left else status,
+                    stopped_at=manifest.stopped_at or stopped_at,
+                    stop_reason=manifest.stop_reason or reason,
+                    files=tuple(files[p.id] for p in manifest.participants if p.id in files),
+                    ledger=_consent_trail(self.ledger.entries(), manifest),
+                )
             )
-        )
-        shutil.rmtree(parts, ignore_errors=True)
+            if not left:
+                shutil.rmtree(parts, ignore_errors=True)
 
-    async def recover(self) -> list[str]:
-        """At start: recordings a killed node left open are merged and closed."""
+    async def recover(
+        self,
+        is_live: Callable[[Manifest], Awaitable[bool]],
+        *,
+        quiet_seconds: float = RECOVER_QUIET_SECONDS,
+    ) -> list[str]:
+        """Recordings left open by a node that was killed: their parts are merged and the
+        recording closed as interrupted. `is_live` says whether a recording is still being
+        written somewhere (its room's gate still open on it); those are left alone, as are
+        parts written in the last `quiet_seconds` (another node may be finishing them; with
+        one node there is no other, and 0 will do)."""
+        from recordings.recorder import part_files
+
         recovered = []
+        now = time.time()
         for manifest in self.storage.unfinished():
-            if manifest.id in self._active:
+            if manifest.id in self._active or await is_live(manifest):
                 continue
-            entry = self.record(
-                "stopped",
-                room=manifest.room,
-                request=manifest.session_request,
-                recording=manifest.id,
-                reason="interrupted",
-            )
+            parts = self.storage.parts_folder(manifest.id)
+            recent = [
+                f
+                for p in manifest.participants
+                for f in part_files(parts, p.id)
+                if now - f.stat().st_mtime < quiet_seconds
+            ]
+            if recent:
+                continue
+            if manifest.stopped_at is None:
+                self.record(
+                    "stopped",
+                    room=manifest.room,
+                    request=manifest.session_request,
+                    recording=manifest.id,
+                    reason="interrupted",
+                )
             await asyncio.to_thread(
-                self._write_files, manifest, "interrupted", entry.at, "interrupted"
+                self._write_files, manifest.id, None, "interrupted", self.clock(), "interrupted"
             )
             log.warning(
                 "recording was interrupted; its files were closed",
@@ -263,6 +320,17 @@ class RecordingService:
             self.cut(recording_id, reason="server_stopped", stopped_at=self.clock())
         if self._finishing:
             await asyncio.gather(*self._finishing, return_exceptions=True)
+
+
+@contextlib.contextmanager
+def manifest_lock(folder: Path) -> Iterator[None]:
+    """Several nodes (processes on one host, one shared folder) change one manifest."""
+    fd = os.open(folder / ".manifest.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 async def _close_leg(leg: RecordingLeg, ids: dict[str, str]) -> None:

@@ -13,7 +13,7 @@ from media.ice import allow_loopback_candidates
 from recordings import api as recordings_api
 from recordings.ledger import FileLedger
 from recordings.retention import retention
-from recordings.service import RecordingService
+from recordings.service import RECOVER_QUIET_SECONDS, RecordingService
 from recordings.storage import LEDGER_FILE, RecordingStorage
 from signaling import api, ops, webpage
 from signaling.appkeys import (
@@ -28,6 +28,7 @@ from signaling.appkeys import (
 )
 from signaling.backends import make_backends
 from signaling.config import Settings
+from signaling.liveness import liveness, take_over_own_leftovers
 from signaling.metrics import Metrics
 from signaling.rooms import RoomService
 from signaling.tokens import KeyRing
@@ -52,7 +53,7 @@ def create_app(settings: Settings, keys: KeyRing) -> web.Application:
     app[RECORDINGS] = storage
     if settings.ice_loopback:
         allow_loopback_candidates()
-    app[SERVICE] = RoomService(
+    app[SERVICE] = service = RoomService(
         store,
         bus,
         keys,
@@ -69,6 +70,8 @@ def create_app(settings: Settings, keys: KeyRing) -> web.Application:
         ),
         recordings_where=settings.recordings_where,
     )
+    if service.recordings is not None:
+        bus.on_node_message(service.recordings.node_message)
     app.router.add_get("/ws", websocket_handler)
     api.add_routes(app)
     recordings_api.add_routes(app)
@@ -76,6 +79,7 @@ def create_app(settings: Settings, keys: KeyRing) -> web.Application:
     webpage.add_routes(app)
     app.cleanup_ctx.append(_backends)
     app.cleanup_ctx.append(_housekeeping)
+    app.cleanup_ctx.append(liveness)
     app.cleanup_ctx.append(retention)
     app.on_shutdown.append(_close_sockets)
     return app
@@ -83,9 +87,13 @@ def create_app(settings: Settings, keys: KeyRing) -> web.Application:
 
 async def _backends(app: web.Application) -> AsyncIterator[None]:
     service = app[SERVICE]
+    await service.bus.start()
     log.info("node started", extra={"node": service.bus.node_id})
     if service.recordings is not None:
-        await service.recordings.recover()
+        await take_over_own_leftovers(service)
+        # With one node, whatever is still open in the folder was this process's own.
+        quiet = RECOVER_QUIET_SECONDS if app[SETTINGS].redis_url else 0.0
+        await service.recordings.recover(service.recording_is_live, quiet_seconds=quiet)
     yield
     await service.close()
     await service.bus.close()
@@ -100,6 +108,9 @@ async def _housekeeping(app: web.Application) -> AsyncIterator[None]:
             cutoff = service.clock() - settings.room_retention_seconds
             try:
                 await service.store.purge(ended_before=cutoff, idle_before=cutoff)
+                if service.recordings is not None:
+                    # A node that died mid-recording left parts: close them here.
+                    await service.recordings.recover(service.recording_is_live)
             except Exception:
                 log.exception("housekeeping failed")
 

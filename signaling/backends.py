@@ -8,6 +8,38 @@ from signaling.memory_bus import MemoryMessageBus
 from signaling.memory_store import MemoryRoomStore
 from signaling.store import RoomStore
 
+# Redis commands retried this many times, backing off up to this cap, before a caller gets
+# `service_unavailable`; the bus's own loops keep reconnecting with the same cap.
+REDIS_RETRIES = 2
+REDIS_BACKOFF_CAP = 1.0
+REDIS_TIMEOUT = 3.0
+
 
 def make_backends(settings: Settings) -> tuple[RoomStore, MessageBus]:
-    return MemoryRoomStore(), MemoryMessageBus(settings.node_id)
+    if not settings.redis_url:
+        return MemoryRoomStore(), MemoryMessageBus(settings.node_id)
+    # Imported here: a one-process node needs no Redis client.
+    import redis.asyncio as aioredis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError, TimeoutError
+
+    from signaling.redis_bus import RedisMessageBus
+    from signaling.redis_store import RedisRoomStore
+
+    client = aioredis.from_url(
+        settings.redis_url,
+        retry=Retry(ExponentialBackoff(cap=REDIS_BACKOFF_CAP, base=0.05), REDIS_RETRIES),
+        retry_on_error=[ConnectionError, TimeoutError],
+        socket_timeout=REDIS_TIMEOUT,
+        socket_connect_timeout=REDIS_TIMEOUT,
+        health_check_interval=10,
+    )
+    store = RedisRoomStore(
+        client, settings.redis_prefix, retention_seconds=settings.room_retention_seconds
+    )
+    # A mailbox outlives the grace period a little, for a socket that resumes at its end.
+    bus = RedisMessageBus(
+        client, settings.redis_prefix, settings.node_id, mailbox_seconds=settings.grace_seconds * 2
+    )
+    return store, bus

@@ -1,7 +1,7 @@
 """MessageBus: delivery to a participant wherever its socket is.
 
 The service addresses participants by id; the bus finds the node holding that socket
-(memory_bus: this process; Redis later: pub/sub). Envelopes carry the origin node id.
+(memory_bus: this process; redis_bus: pub/sub). Envelopes carry the origin node id.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ class Envelope:
 
 
 Deliver = Callable[[Envelope], None]
+# An instruction for every node (e.g. stop writing a recording wherever its legs are).
+NodeHandler = Callable[[Mapping[str, Any]], None]
 
 
 class MessageBus(Protocol):
@@ -67,6 +69,28 @@ class MessageBus(Protocol):
     async def discard(self, participant_id: str) -> None:
         """The participant is gone: drop whatever was kept for it."""
         ...
+
+    def on_node_message(self, handler: NodeHandler) -> None:
+        """Run `handler` for every message sent with `to_nodes`."""
+        ...
+
+    async def to_nodes(self, message: Mapping[str, Any]) -> None:
+        """To every node, this one first (and at once)."""
+        ...
+
+    async def known_nodes(self) -> set[str]: ...
+
+    async def live_nodes(self) -> set[str]:
+        """Nodes whose heartbeat is current."""
+        ...
+
+    async def claim_dead_node(self, node: str) -> bool:
+        """True for the one node that should take care of a dead node's participants."""
+        ...
+
+    async def forget_node(self, node: str) -> None: ...
+
+    async def start(self) -> None: ...
 
     async def ping(self) -> None: ...
 

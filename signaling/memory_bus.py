@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
+from typing import Any
 
-from signaling.bus import Deliver, Envelope
+from signaling.bus import Deliver, Envelope, NodeHandler
 
 # Envelopes kept for a participant whose socket is away (within the grace period).
 MAILBOX_LIMIT = 256
@@ -15,6 +17,7 @@ class MemoryMessageBus:
         self._node_id = node_id
         self._subscribers: dict[str, Deliver] = {}
         self._mailboxes: dict[str, deque[Envelope]] = {}
+        self._handlers: list[NodeHandler] = []
 
     @property
     def node_id(self) -> str:
@@ -42,6 +45,28 @@ class MemoryMessageBus:
 
     async def discard(self, participant_id: str) -> None:
         self._mailboxes.pop(participant_id, None)
+
+    def on_node_message(self, handler: NodeHandler) -> None:
+        self._handlers.append(handler)
+
+    async def to_nodes(self, message: Mapping[str, Any]) -> None:
+        for handler in self._handlers:
+            handler(message)
+
+    async def known_nodes(self) -> set[str]:
+        return {self._node_id}
+
+    async def live_nodes(self) -> set[str]:
+        return {self._node_id}
+
+    async def claim_dead_node(self, node: str) -> bool:
+        return False  # one process: no other node to die
+
+    async def forget_node(self, node: str) -> None:
+        return None
+
+    async def start(self) -> None:
+        return None
 
     async def ping(self) -> None:
         return None

@@ -51,6 +51,16 @@ class MemoryRoomStore:
             self._empty_since.pop(room_id, None)
         return len(gone)
 
+    async def rooms_of_node(self, node: str) -> list[str]:
+        return sorted(
+            room_id
+            for room_id, room in self._rooms.items()
+            if any(p.node == node and p.connected for p in room.participants)
+        )
+
+    async def forget_node(self, node: str, room_ids: list[str]) -> None:
+        return None
+
     async def ping(self) -> None:
         return None
 

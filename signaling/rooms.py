@@ -57,6 +57,7 @@ from signaling.tokens import (
 )
 
 if TYPE_CHECKING:
+    from recordings.manifest import Manifest
     from recordings.service import RecordingService
 
 log = logging.getLogger("sessionroom.rooms")
@@ -543,6 +544,15 @@ class RoomService:
             s.participant_id, {"type": "rec_answer", "recording": recording_id, "sdp": answer}
         )
 
+    async def recording_is_live(self, manifest: Manifest) -> bool:
+        """Is this recording still being written somewhere (its room's gate open on it)?"""
+        room = await self.store.get(manifest.room)
+        return (
+            room is not None
+            and room.recording.status is Status.RECORDING
+            and room.recording.recording == manifest.id
+        )
+
     async def _move_gate(self, room_id: str, step: Callable[[RoomState], GateChange]) -> Gated:
         """Apply a gate transition to an open room, atomically."""
 
@@ -581,8 +591,14 @@ class RoomService:
             if change.stopped is not None or gate.status is Status.STOPPED:
                 reason = str(change.stop_reason or gate.reason)
                 if change.stopped is not None:
-                    recordings.cut(
-                        change.stopped, reason=reason, stopped_at=gate.at or self.clock()
+                    # Every node stops its legs of this recording: this one at once.
+                    await self.bus.to_nodes(
+                        {
+                            "kind": "recording_cut",
+                            "recording": change.stopped,
+                            "reason": reason,
+                            "at": gate.at or self.clock(),
+                        }
                     )
                 recordings.record(
                     "stopped",
@@ -622,47 +638,56 @@ class RoomService:
 
     async def disconnected(self, s: Session) -> None:
         """The socket closed without `leave`: hold the place for the grace period."""
-        async with self._serial.hold(s.room_id):
+        await self._disconnect(s.room_id, s.participant_id, s.connection)
+
+    async def node_lost(self, room_id: str, node: str) -> None:
+        """Another node died: its sockets in this room are as good as dropped."""
+        room = await self.store.get(room_id)
+        if room is None:
+            return
+        for p in room.participants:
+            if p.node == node and p.connected:
+                await self._disconnect(room_id, p.id, p.connection)
+
+    async def _disconnect(self, room_id: str, participant_id: str, connection: int) -> None:
+        ids = {"room": room_id, "participant": participant_id}
+        async with self._serial.hold(room_id):
             now = self.clock()
             change = await self._apply_optional(
-                s.room_id, lambda r: room_rules.disconnect(r, s.participant_id, s.connection, now)
+                room_id, lambda r: room_rules.disconnect(r, participant_id, connection, now)
             )
             if change is None:
-                room = await self.store.get(s.room_id)
-                if room is None or room.participant(s.participant_id) is None:
-                    await self.bus.discard(s.participant_id)
+                room = await self.store.get(room_id)
+                if room is None or room.participant(participant_id) is None:
+                    await self.bus.discard(participant_id)
                 return
-            log.info("participant disconnected", extra=s.ids)
+            log.info("participant disconnected", extra=ids)
             if change.before is not None and change.before.in_room:
                 await self._send_many(
-                    (p.id for p in change.room.admitted if p.id != s.participant_id),
-                    {"type": "peer_reconnecting", "participant": s.participant_id},
+                    (p.id for p in change.room.admitted if p.id != participant_id),
+                    {"type": "peer_reconnecting", "participant": participant_id},
                 )
             else:
                 await self._send_lobby(change.room)
-            self._schedule_expiry(s)
+            task = asyncio.create_task(self._expire_later(room_id, participant_id, connection))
+            self._timers.add(task)
+            task.add_done_callback(self._timers.discard)
 
-    def _schedule_expiry(self, s: Session) -> None:
-        task = asyncio.create_task(self._expire_later(s))
-        self._timers.add(task)
-        task.add_done_callback(self._timers.discard)
-
-    async def _expire_later(self, s: Session) -> None:
+    async def _expire_later(self, room_id: str, participant_id: str, connection: int) -> None:
         await asyncio.sleep(self._grace)
+        ids = {"room": room_id, "participant": participant_id}
         try:
-            async with self._serial.hold(s.room_id):
+            async with self._serial.hold(room_id):
                 now = self.clock()
                 change = await self._apply_optional(
-                    s.room_id,
-                    lambda r: _follow_gate(
-                        room_rules.expire(r, s.participant_id, s.connection), now
-                    ),
+                    room_id,
+                    lambda r: _follow_gate(room_rules.expire(r, participant_id, connection), now),
                 )
                 if change is not None:
-                    log.info("grace period ran out", extra=s.ids)
+                    log.info("grace period ran out", extra=ids)
                     await self._after_departure(change, "timeout")
         except Exception:
-            log.exception("expiry failed", extra=s.ids)
+            log.exception("expiry failed", extra=ids)
 
     async def _after_departure(self, change: Change, reason: str) -> None:
         before, room = change.before, change.room

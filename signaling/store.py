@@ -1,6 +1,6 @@
 """RoomStore: where room and participant state lives, with atomic transitions.
 
-One implementation per backend (memory_store now, Redis later), chosen in backends.py.
+One implementation per backend (memory_store, redis_store), chosen in backends.py.
 """
 
 from __future__ import annotations
@@ -38,6 +38,12 @@ class RoomStore(Protocol):
         """Forget rooms ended before `ended_before`, and rooms opened by a link that have
         had nobody in them since before `idle_before`. Returns how many went."""
         ...
+
+    async def rooms_of_node(self, node: str) -> list[str]:
+        """Rooms where `node` held sockets (for taking over a dead node's participants)."""
+        ...
+
+    async def forget_node(self, node: str, room_ids: list[str]) -> None: ...
 
     async def ping(self) -> None: ...
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +12,19 @@ from signaling.app import create_app
 from signaling.config import Settings
 from signaling.model import Role, RoomSettings
 from signaling.tokens import KeyRing
+from tests.redis_server import RedisServer
 from tests.support import API_KEY, Peer, make_keys, make_settings, mint
 
 AiohttpClient = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real redis-server for the whole run; tests keep apart by key prefix."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -6,34 +6,26 @@ import asyncio
 from collections import defaultdict
 from typing import Any
 
-from signaling.bus import Deliver, Envelope
+from signaling.bus import Envelope
 from signaling.errors import Conflict, NotFound, SessionroomError
+from signaling.memory_bus import MemoryMessageBus
 from signaling.memory_store import MemoryRoomStore
 from signaling.model import Role
 from signaling.rooms import RoomService, Session
 from tests.support import make_keys, mint
 
 
-class RecordingBus:
+class RecordingBus(MemoryMessageBus):
     """A bus that only records what was sent to whom (this module's own test double)."""
 
     def __init__(self) -> None:
+        super().__init__("n")
         self.sent: dict[str, list[dict[str, Any]]] = defaultdict(list)
-
-    @property
-    def node_id(self) -> str:
-        return "n"
 
     async def publish(self, envelope: Envelope) -> None:
         await asyncio.sleep(0)  # let other tasks interleave, as a network bus would
         if envelope.payload is not None:
             self.sent[envelope.to].append(dict(envelope.payload))
-
-    async def subscribe(self, participant_id: str, deliver: Deliver) -> None: ...
-    async def unsubscribe(self, participant_id: str, deliver: Deliver) -> None: ...
-    async def discard(self, participant_id: str) -> None: ...
-    async def ping(self) -> None: ...
-    async def close(self) -> None: ...
 
     def types(self, pid: str) -> list[str]:
         return [m["type"] for m in self.sent[pid]]

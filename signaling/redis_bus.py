@@ -1,0 +1,295 @@
+"""The Redis MessageBus: delivery to a participant on whichever node holds its socket.
+
+- `<prefix>:at:<participant>` names the node holding the participant's socket.
+- `<prefix>:node:<node>` is that node's heartbeat, renewed every second with a short TTL.
+- `<prefix>:to:<node>` is the node's pub/sub channel; `<prefix>:all` reaches every node.
+- `<prefix>:mailbox:<participant>` keeps envelopes while the socket is away (or its node is
+  dead), up to MAILBOX_LIMIT, for the grace period.
+
+Publishing and subscribing are Lua scripts, so an envelope sent while a socket moves between
+nodes lands either on the new node or in the mailbox that the new node empties: never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from signaling.bus import Deliver, Envelope, NodeHandler
+from signaling.errors import ServiceUnavailable
+from signaling.redis_store import unavailable_on_redis_errors
+
+log = logging.getLogger("sessionroom.bus")
+
+MAILBOX_LIMIT = 256
+HEARTBEAT_SECONDS = 1.0
+NODE_TTL_SECONDS = 5.0  # a node missing its heartbeat this long is dead
+BACKOFF_CAP_SECONDS = 5.0
+LOCATION_TTL_SECONDS = 24 * 3600.0
+START_TIMEOUT_SECONDS = 10.0
+
+_PUBLISH = """
+local node = redis.call('GET', KEYS[1])
+if node and redis.call('EXISTS', ARGV[2] .. ':node:' .. node) == 1 then
+  redis.call('PUBLISH', ARGV[2] .. ':to:' .. node, ARGV[1])
+  return 1
+end
+redis.call('RPUSH', KEYS[2], ARGV[1])
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return 0
+"""
+
+_SUBSCRIBE = """
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local kept = redis.call('LRANGE', KEYS[2], 0, -1)
+redis.call('DEL', KEYS[2])
+return kept
+"""
+
+_UNSUBSCRIBE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class RedisMessageBus:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        prefix: str,
+        node_id: str,
+        *,
+        mailbox_seconds: float,
+    ) -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._node_id = node_id
+        self._mailbox_ms = int(mailbox_seconds * 1000)
+        self._subscribers: dict[str, Deliver] = {}
+        self._handlers: list[NodeHandler] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._listening = asyncio.Event()
+        self._publish = client.register_script(_PUBLISH)
+        self._subscribe = client.register_script(_SUBSCRIBE)
+        self._unsubscribe = client.register_script(_UNSUBSCRIBE)
+
+    @property
+    def node_id(self) -> str:
+        return self._node_id
+
+    def _at(self, participant_id: str) -> str:
+        return f"{self._prefix}:at:{participant_id}"
+
+    def _mailbox(self, participant_id: str) -> str:
+        return f"{self._prefix}:mailbox:{participant_id}"
+
+    def _heartbeat_key(self, node: str) -> str:
+        return f"{self._prefix}:node:{node}"
+
+    @property
+    def _nodes(self) -> str:
+        return f"{self._prefix}:nodes"
+
+    # ---- lifecycle ----
+
+    async def start(self) -> None:
+        async with unavailable_on_redis_errors():
+            await self._beat()
+        self._tasks = [
+            asyncio.create_task(self._heartbeat_loop()),
+            asyncio.create_task(self._listen_loop()),
+        ]
+        # Serve only once this node hears its channel: pub/sub keeps nothing for later.
+        try:
+            await asyncio.wait_for(self._listening.wait(), START_TIMEOUT_SECONDS)
+        except TimeoutError:
+            raise ServiceUnavailable("Redis did not take this node's subscription.") from None
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=2.0)
+        with contextlib.suppress(RedisError, OSError):
+            # Leaving on purpose: publishers switch to mailboxes at once, not after the TTL.
+            await self._redis.delete(self._heartbeat_key(self._node_id))
+            await self._redis.srem(self._nodes, self._node_id)
+        self._subscribers.clear()
+        await self._redis.aclose()
+
+    async def _beat(self) -> bool:
+        """Renew the heartbeat; True if it had lapsed (this node looked dead meanwhile)."""
+        previous = await self._redis.set(
+            self._heartbeat_key(self._node_id),
+            str(time.time()),
+            px=int(NODE_TTL_SECONDS * 1000),
+            get=True,
+        )
+        await self._redis.sadd(self._nodes, self._node_id)
+        return previous is None
+
+    async def _heartbeat_loop(self) -> None:
+        failures = 0
+        while True:
+            try:
+                lapsed = await self._beat()
+                if failures or lapsed:
+                    # Back after Redis or this node was away: claim our sockets again and
+                    # collect whatever was kept for them meanwhile.
+                    await self._reclaim()
+                    log.info("bus connected again", extra={"node": self._node_id})
+                failures = 0
+                await asyncio.sleep(HEARTBEAT_SECONDS)
+            except (RedisError, OSError):
+                failures += 1
+                if failures == 1:
+                    log.warning("redis unreachable", extra={"node": self._node_id})
+                await asyncio.sleep(min(BACKOFF_CAP_SECONDS, 0.1 * 2**failures))
+
+    async def _reclaim(self) -> None:
+        for participant_id, deliver in list(self._subscribers.items()):
+            for envelope in await self._claim(participant_id):
+                deliver(envelope)
+
+    async def _listen_loop(self) -> None:
+        failures = 0
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(f"{self._prefix}:to:{self._node_id}", f"{self._prefix}:all")
+                self._listening.set()
+                failures = 0
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None:
+                        await self._received(message)
+            except (RedisError, OSError):
+                self._listening.clear()
+                failures += 1
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await asyncio.sleep(min(BACKOFF_CAP_SECONDS, 0.1 * 2**failures))
+
+    async def _received(self, message: Mapping[str, Any]) -> None:
+        try:
+            data = json.loads(message["data"])
+        except (TypeError, ValueError):
+            log.warning("unreadable bus message", extra={"node": self._node_id})
+            return
+        if "node_message" in data:
+            if data.get("origin") == self._node_id:
+                return  # to_nodes already ran it here
+            for handler in self._handlers:
+                try:
+                    handler(data["node_message"])
+                except Exception:
+                    log.exception("node message handling failed")
+            return
+        envelope = Envelope.from_dict(data)
+        deliver = self._subscribers.get(envelope.to)
+        if deliver is not None:
+            deliver(envelope)
+            return
+        # The socket left this node just now: keep it for wherever the socket goes next.
+        await self._publish(
+            keys=[self._at(envelope.to), self._mailbox(envelope.to)],
+            args=[message["data"], self._prefix, MAILBOX_LIMIT, self._mailbox_ms],
+        )
+
+    # ---- delivery ----
+
+    async def publish(self, envelope: Envelope) -> None:
+        # Always through Redis, even to a socket on this node: that socket may have just
+        # been replaced by one on another node, and Redis knows which is current.
+        async with unavailable_on_redis_errors():
+            await self._publish(
+                keys=[self._at(envelope.to), self._mailbox(envelope.to)],
+                args=[
+                    json.dumps(envelope.to_dict()),
+                    self._prefix,
+                    MAILBOX_LIMIT,
+                    self._mailbox_ms,
+                ],
+            )
+
+    async def _claim(self, participant_id: str) -> list[Envelope]:
+        kept = await self._subscribe(
+            keys=[self._at(participant_id), self._mailbox(participant_id)],
+            args=[self._node_id, int(LOCATION_TTL_SECONDS * 1000)],
+        )
+        return [Envelope.from_dict(json.loads(raw)) for raw in kept]
+
+    async def subscribe(self, participant_id: str, deliver: Deliver) -> None:
+        self._subscribers[participant_id] = deliver
+        async with unavailable_on_redis_errors():
+            kept = await self._claim(participant_id)
+        for envelope in kept:
+            deliver(envelope)
+
+    async def unsubscribe(self, participant_id: str, deliver: Deliver) -> None:
+        if self._subscribers.get(participant_id) != deliver:
+            return
+        del self._subscribers[participant_id]
+        with contextlib.suppress(RedisError, OSError):
+            await self._unsubscribe(keys=[self._at(participant_id)], args=[self._node_id])
+
+    async def discard(self, participant_id: str) -> None:
+        async with unavailable_on_redis_errors():
+            await self._redis.delete(self._mailbox(participant_id))
+
+    # ---- nodes ----
+
+    def on_node_message(self, handler: NodeHandler) -> None:
+        self._handlers.append(handler)
+
+    async def to_nodes(self, message: Mapping[str, Any]) -> None:
+        for handler in self._handlers:  # this node at once; the others through Redis
+            handler(message)
+        async with unavailable_on_redis_errors():
+            await self._redis.publish(
+                f"{self._prefix}:all",
+                json.dumps({"node_message": dict(message), "origin": self._node_id}),
+            )
+
+    async def live_nodes(self) -> set[str]:
+        async with unavailable_on_redis_errors():
+            nodes = sorted(
+                m.decode() if isinstance(m, bytes) else str(m)
+                for m in await self._redis.smembers(self._nodes)
+            )
+            if not nodes:
+                return set()
+            values = await self._redis.mget([self._heartbeat_key(n) for n in nodes])
+        return {n for n, v in zip(nodes, values, strict=True) if v is not None}
+
+    async def known_nodes(self) -> set[str]:
+        async with unavailable_on_redis_errors():
+            members = await self._redis.smembers(self._nodes)
+        return {m.decode() if isinstance(m, bytes) else str(m) for m in members}
+
+    async def claim_dead_node(self, node: str) -> bool:
+        """One live node, not all, takes care of a dead node's participants."""
+        async with unavailable_on_redis_errors():
+            claimed = await self._redis.set(
+                f"{self._prefix}:reaping:{node}", self._node_id, nx=True, px=30_000
+            )
+        return bool(claimed)
+
+    async def forget_node(self, node: str) -> None:
+        async with unavailable_on_redis_errors():
+            await self._redis.srem(self._nodes, node)
+
+    async def ping(self) -> None:
+        async with unavailable_on_redis_errors():
+            await self._redis.execute_command("PING")  # type: ignore[no-untyped-call]

@@ -1,0 +1,148 @@
+"""The Redis RoomStore: rooms shared by every node.
+
+Each room is one JSON value under `<prefix>:room:<id>`, changed with WATCH/MULTI: the pure
+mutation runs on what was read and is written only if nobody wrote in between, else it
+runs again on the newer room. Every write renews the key's expiry, so a room that nobody
+touches for the retention period disappears by itself.
+
+For each node, `<prefix>:noderooms:<node>` lists the rooms where it held sockets, so that
+when a node dies another can find its participants (signaling/liveness.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, WatchError
+
+from signaling.errors import ServiceUnavailable
+from signaling.model import RoomState
+from signaling.store import Mutation, StoreStats, T
+
+MAX_ATTEMPTS = 100  # contended writes of one room before giving up
+SCAN_CHUNK = 500
+
+
+@asynccontextmanager
+async def unavailable_on_redis_errors() -> AsyncIterator[None]:
+    """Redis going away is `service_unavailable` to callers, never a crash."""
+    try:
+        yield
+    except RedisError as e:
+        raise ServiceUnavailable() from e
+
+
+class RedisRoomStore:
+    def __init__(self, client: aioredis.Redis, prefix: str, *, retention_seconds: float) -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._ttl_ms = int(retention_seconds * 1000)
+
+    def _key(self, room_id: str) -> str:
+        return f"{self._prefix}:room:{room_id}"
+
+    @property
+    def _index(self) -> str:
+        return f"{self._prefix}:rooms"
+
+    def node_rooms_key(self, node: str) -> str:
+        return f"{self._prefix}:noderooms:{node}"
+
+    async def get(self, room_id: str) -> RoomState | None:
+        async with unavailable_on_redis_errors():
+            raw = await self._redis.get(self._key(room_id))
+        return _decode(raw)
+
+    async def update(self, room_id: str, mutate: Mutation[T]) -> T:
+        key = self._key(room_id)
+        async with unavailable_on_redis_errors():
+            for _ in range(MAX_ATTEMPTS):
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    try:
+                        await pipe.watch(key)
+                        current = _decode(await pipe.get(key))
+                        new, result = mutate(current)
+                        if new is None or new is current:
+                            return result  # leaving the block resets the WATCH
+                        pipe.multi()  # type: ignore[no-untyped-call]
+                        pipe.set(key, json.dumps(new.to_dict()), px=self._ttl_ms)
+                        pipe.sadd(self._index, room_id)
+                        for node in {p.node for p in new.participants if p.connected}:
+                            pipe.sadd(self.node_rooms_key(node), room_id)
+                            pipe.pexpire(self.node_rooms_key(node), self._ttl_ms)
+                        await pipe.execute()
+                        return result
+                    except WatchError:
+                        continue  # someone else wrote this room: run the mutation again
+        raise ServiceUnavailable("The room is too busy right now; try again.")
+
+    async def rooms_of_node(self, node: str) -> list[str]:
+        async with unavailable_on_redis_errors():
+            members = await self._redis.smembers(self.node_rooms_key(node))
+        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+
+    async def forget_node(self, node: str, room_ids: list[str]) -> None:
+        async with unavailable_on_redis_errors():
+            if room_ids:
+                await self._redis.srem(self.node_rooms_key(node), *room_ids)
+
+    async def _all(self) -> list[tuple[str, RoomState | None]]:
+        async with unavailable_on_redis_errors():
+            ids = sorted(
+                m.decode() if isinstance(m, bytes) else str(m)
+                for m in await self._redis.smembers(self._index)
+            )
+            out: list[tuple[str, RoomState | None]] = []
+            for start in range(0, len(ids), SCAN_CHUNK):
+                chunk = ids[start : start + SCAN_CHUNK]
+                values = await self._redis.mget([self._key(i) for i in chunk])
+                out += [(i, _decode(v)) for i, v in zip(chunk, values, strict=True)]
+            expired = [i for i, room in out if room is None]
+            if expired:  # their keys expired: the index forgets them too
+                await self._redis.srem(self._index, *expired)
+        return out
+
+    async def stats(self) -> StoreStats:
+        live = [r for _, r in await self._all() if r is not None and not r.ended]
+        return StoreStats(
+            rooms=len(live),
+            waiting=sum(len(r.waiting) for r in live),
+            participants=sum(len(r.participants) for r in live),
+        )
+
+    async def purge(self, ended_before: float, idle_before: float) -> int:
+        gone = [
+            room_id
+            for room_id, room in await self._all()
+            if room is not None
+            and (
+                (room.ended_at is not None and room.ended_at < ended_before)
+                or (
+                    room.origin == "link"
+                    and not room.ended
+                    and not room.participants
+                    and room.created_at < idle_before
+                )
+            )
+        ]
+        async with unavailable_on_redis_errors():
+            if gone:
+                await self._redis.delete(*(self._key(i) for i in gone))
+                await self._redis.srem(self._index, *gone)
+        return len(gone)
+
+    async def ping(self) -> None:
+        async with unavailable_on_redis_errors():
+            await self._redis.execute_command("PING")  # type: ignore[no-untyped-call]
+
+    async def close(self) -> None:
+        return None  # the client is shared with the bus, which closes it
+
+
+def _decode(raw: bytes | str | None) -> RoomState | None:
+    if raw is None:
+        return None
+    return RoomState.from_dict(json.loads(raw))

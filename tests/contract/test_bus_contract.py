@@ -1,0 +1,172 @@
+"""What every MessageBus must do, on every backend; and across nodes, on Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from signaling.bus import Envelope
+from tests.contract.conftest import Node, RedisNodes
+from tests.redis_server import RedisServer
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.got: list[Envelope] = []
+
+    def __call__(self, envelope: Envelope) -> None:
+        self.got.append(envelope)
+
+    @property
+    def texts(self) -> list[Any]:
+        return [e.payload["n"] if e.payload else None for e in self.got]
+
+    async def until(self, count: int, timeout: float = 5.0) -> list[Any]:
+        async with asyncio.timeout(timeout):
+            while len(self.got) < count:
+                await asyncio.sleep(0.01)
+        return self.texts
+
+
+def _env(to: str, n: int, origin: str = "node-0") -> Envelope:
+    return Envelope(to=to, origin=origin, payload={"type": "chat", "n": n})
+
+
+async def test_delivers_to_a_subscriber(node: Node) -> None:
+    _, bus = node
+    inbox = Inbox()
+    await bus.subscribe("p1", inbox)
+    for n in range(3):
+        await bus.publish(_env("p1", n))
+    assert await inbox.until(3) == [0, 1, 2]
+    assert inbox.got[0].origin == "node-0"
+
+
+async def test_keeps_envelopes_while_away_in_order(node: Node) -> None:
+    _, bus = node
+    first, second = Inbox(), Inbox()
+    await bus.subscribe("p1", first)
+    await bus.unsubscribe("p1", first)
+    for n in range(5):
+        await bus.publish(_env("p1", n))
+    await bus.subscribe("p1", second)
+    assert await second.until(5) == [0, 1, 2, 3, 4]
+    assert first.got == []
+
+
+async def test_unsubscribing_someone_else_changes_nothing(node: Node) -> None:
+    _, bus = node
+    current, stale = Inbox(), Inbox()
+    await bus.subscribe("p1", current)
+    await bus.unsubscribe("p1", stale)
+    await bus.publish(_env("p1", 1))
+    assert await current.until(1) == [1]
+
+
+async def test_discard_drops_what_was_kept(node: Node) -> None:
+    _, bus = node
+    for n in range(3):
+        await bus.publish(_env("p1", n))
+    await bus.discard("p1")
+    await bus.publish(_env("p1", 9))
+    inbox = Inbox()
+    await bus.subscribe("p1", inbox)
+    assert await inbox.until(1) == [9]
+    await asyncio.sleep(0.1)
+    assert inbox.texts == [9]
+
+
+async def test_a_mailbox_keeps_the_latest_256(node: Node) -> None:
+    _, bus = node
+    for n in range(300):
+        await bus.publish(_env("p1", n))
+    inbox = Inbox()
+    await bus.subscribe("p1", inbox)
+    assert await inbox.until(256) == list(range(44, 300))
+
+
+async def test_node_messages_reach_this_node(node: Node) -> None:
+    _, bus = node
+    seen: list[Any] = []
+    bus.on_node_message(seen.append)
+    await bus.to_nodes({"kind": "recording_cut", "recording": "r"})
+    assert seen == [{"kind": "recording_cut", "recording": "r"}]
+    assert bus.node_id in await bus.live_nodes()
+
+
+async def test_delivery_across_nodes(redis_nodes: RedisNodes) -> None:
+    (_, a), (_, b) = await redis_nodes(2)
+    inbox = Inbox()
+    await b.subscribe("p1", inbox)
+    for n in range(100):
+        await a.publish(_env("p1", n, origin=a.node_id))
+    assert await inbox.until(100) == list(range(100))
+    assert {e.origin for e in inbox.got} == {a.node_id}
+
+
+async def test_a_socket_moving_to_another_node_loses_nothing(redis_nodes: RedisNodes) -> None:
+    (_, a), (_, b), (_, sender) = await redis_nodes(3)
+    on_a, on_b = Inbox(), Inbox()
+    await a.subscribe("p1", on_a)
+
+    async def send_all() -> None:
+        for n in range(200):
+            await sender.publish(_env("p1", n))
+            if n % 20 == 0:
+                await asyncio.sleep(0)
+
+    sending = asyncio.create_task(send_all())
+    await asyncio.sleep(0.01)
+    await a.unsubscribe("p1", on_a)  # the socket dropped on node A ...
+    await b.subscribe("p1", on_b)  # ... and resumed on node B
+    await sending
+    await asyncio.sleep(0.3)
+    got = on_a.texts + on_b.texts
+    assert sorted(got) == list(range(200)), (len(on_a.got), len(on_b.got))
+
+
+async def test_node_messages_reach_every_node_once(redis_nodes: RedisNodes) -> None:
+    (_, a), (_, b) = await redis_nodes(2)
+    seen_a: list[Any] = []
+    seen_b: list[Any] = []
+    a.on_node_message(seen_a.append)
+    b.on_node_message(seen_b.append)
+    await a.to_nodes({"kind": "x"})
+    async with asyncio.timeout(5):
+        while not seen_b:
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)
+    assert seen_a == [{"kind": "x"}] and seen_b == [{"kind": "x"}]
+
+
+async def test_a_closed_node_is_not_live_and_its_mail_is_kept(redis_nodes: RedisNodes) -> None:
+    (_, a), (_, b) = await redis_nodes(2)
+    assert await a.live_nodes() == {a.node_id, b.node_id}
+    await b.subscribe("p1", Inbox())
+    await b.close()
+    assert await a.live_nodes() == {a.node_id}
+    await a.publish(_env("p1", 7))  # to a socket whose node is gone: kept, not lost
+    inbox = Inbox()
+    await a.subscribe("p1", inbox)
+    assert await inbox.until(1) == [7]
+
+
+async def test_reconnects_after_redis_restarts(
+    redis_nodes: RedisNodes, redis_server: RedisServer
+) -> None:
+    (_, a), (_, b) = await redis_nodes(2)
+    inbox = Inbox()
+    await b.subscribe("p1", inbox)
+    redis_server.stop()
+    redis_server.start()  # empty: Redis keeps nothing on disk here
+    # Each node claims its sockets and channel again within a few seconds.
+    deadline = asyncio.get_running_loop().time() + 10
+    n = 0
+    while not inbox.got:
+        assert asyncio.get_running_loop().time() < deadline, "never delivered again"
+        with contextlib.suppress(Exception):
+            await a.publish(_env("p1", n))
+        n += 1
+        await asyncio.sleep(0.2)
+    assert await a.live_nodes() == {a.node_id, b.node_id}
