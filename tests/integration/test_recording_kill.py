@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -27,58 +24,12 @@ from tests.integration.recording_peers import (
     open_leg,
     record_everyone,
 )
-from tests.integration.test_cli import _free_port
-from tests.support import SECRET, Peer, make_keys, mint
+from tests.server_process import SESSIONROOM, Server
+from tests.support import Peer, make_keys, mint
 
 pytestmark = pytest.mark.network
 
-SESSIONROOM = [sys.executable, "-m", "signaling.cli"]
 CONSENT = RoomSettings(recording=RecordingMode.CONSENT)
-
-
-class Server:
-    def __init__(self, tmp_path: Path) -> None:
-        self.port = _free_port()
-        self.recordings = tmp_path / "recordings"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONROOM_")}
-        self.env.update(
-            SESSIONROOM_SECRET=SECRET,
-            SESSIONROOM_STATE_DIR=str(tmp_path / "state"),
-            SESSIONROOM_RECORDINGS_DIR=str(self.recordings),
-            SESSIONROOM_ICE_LOOPBACK="1",
-            SESSIONROOM_PORT=str(self.port),
-        )
-        self.proc: asyncio.subprocess.Process | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            *SESSIONROOM, "serve", env=self.env, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        async with aiohttp.ClientSession() as http:
-            for _ in range(200):
-                try:
-                    async with http.get(f"{self.url}/readyz") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.05)
-        raise AssertionError("the server did not start")
-
-    async def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        await self.proc.wait()
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.terminate()
-            await asyncio.wait_for(self.proc.wait(), 15)
 
 
 @pytest.fixture

@@ -1,0 +1,78 @@
+"""The real `sessionroom serve` process, for tests that need one (or several nodes)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from tests.support import SECRET
+
+SESSIONROOM = [sys.executable, "-m", "signaling.cli"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Server:
+    """`sessionroom serve` as a real process on a port of its own; `extra` adds settings
+    (SESSIONROOM_* variables), e.g. a Redis URL and a node id for several nodes."""
+
+    def __init__(self, tmp_path: Path, **extra: str) -> None:
+        self.port = _free_port()
+        self.recordings = tmp_path / "recordings"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONROOM_")}
+        self.env.update(
+            SESSIONROOM_SECRET=SECRET,
+            SESSIONROOM_STATE_DIR=str(tmp_path / "state"),
+            SESSIONROOM_RECORDINGS_DIR=str(self.recordings),
+            SESSIONROOM_ICE_LOOPBACK="1",
+            SESSIONROOM_PORT=str(self.port),
+            SESSIONROOM_GRACE_SECONDS="20",
+        )
+        self.env.update(extra)
+        self.proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            *SESSIONROOM, "serve", env=self.env, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        async with aiohttp.ClientSession() as http:
+            for _ in range(200):
+                try:
+                    async with http.get(f"{self.url}/readyz") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise AssertionError("the server did not start")
+
+    async def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        await self.proc.wait()
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.terminate()
+            await asyncio.wait_for(self.proc.wait(), 15)
+
+    async def close(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
