@@ -34,6 +34,7 @@ from signaling.errors import (
     RecordingDisabled,
     RecordingNotActive,
     RoomEnded,
+    ServiceUnavailable,
 )
 from signaling.keyed_lock import KeyedLock
 from signaling.model import (
@@ -727,7 +728,11 @@ class RoomService:
 
     async def _admitted_room(self, s: Session) -> RoomState:
         room = await self.store.get(s.room_id)
-        if room is None or room.ended:
+        if room is None:
+            # An open socket's room can only vanish with the store's data (a Redis that kept
+            # nothing across a restart): the page reconnects and joins afresh.
+            raise ServiceUnavailable("This session's state was lost; reconnecting.")
+        if room.ended:
             raise RoomEnded()
         me = room.participant(s.participant_id)
         if me is None or me.state is not ParticipantState.ADMITTED:

@@ -52,6 +52,7 @@ class Connection:
         self._writer: asyncio.Task[None] | None = None
         self._bucket = TokenBucket(self.settings.rate_burst, self.settings.rate_per_second)
         self._left = False
+        self._closing = False  # a refusal that ends the socket is on its way out
 
     # ---- lifecycle ----
 
@@ -115,8 +116,8 @@ class Connection:
                     extra={"room": session.room_id, "participant": session.participant_id},
                 )
         if self._writer is not None:
-            if self._left:
-                # Let the writer send `left` and close the socket itself.
+            if self._left or self._closing:
+                # Let the writer send `left` (or the error) and close the socket itself.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(self._writer), timeout=2)
             self._writer.cancel()
@@ -141,10 +142,24 @@ class Connection:
                 try:
                     await self._handle(session, msg.data)
                 except SessionroomError as e:
-                    self._send_error(e)
                     if e.closes:
-                        await self.ws.close(code=CLOSE_REFUSED, message=e.code.encode())
+                        # The writer sends the error, then closes: the reason arrives first.
+                        self.metrics.errors[e.code] += 1
+                        self._closing = True
+                        try:
+                            self._outbox.put_nowait(
+                                Envelope(
+                                    "",
+                                    "",
+                                    protocol.error_message(e),
+                                    close_code=CLOSE_REFUSED,
+                                    close_reason=e.code,
+                                )
+                            )
+                        except asyncio.QueueFull:
+                            await self.ws.close(code=CLOSE_REFUSED, message=e.code.encode())
                         break
+                    self._send_error(e)
                 except Exception:
                     log.exception(
                         "message handling failed",

@@ -233,3 +233,10 @@ async def test_redis_away_then_back(
                 await asyncio.sleep(0.2)
         else:
             raise AssertionError(f"{node.url} did not serve again")
+    # This Redis kept nothing: the call's sockets learn it on their next message, and their
+    # pages join again from the start (the client through the waiting room).
+    await therapist.send(type="chat", text="still there?")
+    await therapist.expect_error("service_unavailable")
+    assert await therapist.expect_closed() == 1008
+    again = await join(http, a, therapist.link, resume=therapist.joined["resume"])
+    assert again.joined["state"] == "in_room" and again.joined["resumed"] is False
