@@ -145,11 +145,23 @@ async def create_room(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     room = await service.create_room(settings)
     links = {
+        # The links carry the room's settings, so that they reopen the same room should
+        # the store ever lose it.
         "therapist": service.link(
-            room.id, Role.THERAPIST, therapist_name, valid_for=valid_for, not_before=not_before
+            room.id,
+            Role.THERAPIST,
+            therapist_name,
+            valid_for=valid_for,
+            not_before=not_before,
+            settings=settings,
         ),
         "client": service.link(
-            room.id, Role.CLIENT, client_name, valid_for=valid_for, not_before=not_before
+            room.id,
+            Role.CLIENT,
+            client_name,
+            valid_for=valid_for,
+            not_before=not_before,
+            settings=settings,
         ),
     }
     return web.json_response(

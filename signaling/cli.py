@@ -198,8 +198,12 @@ async def _serve(app: web.Application, settings: Settings, *, demo: bool) -> Non
 async def _print_demo_links(app: web.Application) -> None:
     service = app[SERVICE]
     room = await service.create_room(RoomSettings(recording=RecordingMode.CONSENT))
-    therapist = service.link(room.id, Role.THERAPIST, "Therapist", valid_for=DEMO_VALID_FOR)
-    client = service.link(room.id, Role.CLIENT, "Client", valid_for=DEMO_VALID_FOR)
+    therapist = service.link(
+        room.id, Role.THERAPIST, "Therapist", valid_for=DEMO_VALID_FOR, settings=room.settings
+    )
+    client = service.link(
+        room.id, Role.CLIENT, "Client", valid_for=DEMO_VALID_FOR, settings=room.settings
+    )
     print(f"Demo room {room.id} (links valid for 8 hours):", flush=True)
     print(f"  therapist link: {therapist}", flush=True)
     print(f"  client link:    {client}", flush=True)

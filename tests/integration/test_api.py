@@ -49,6 +49,9 @@ async def test_created_room_links_work(harness: Harness) -> None:
     assert [w["id"] for w in view["waiting"]] == [client.id]
     assert [p["id"] for p in view["in_room"]] == [therapist.id]
     assert view["settings"]["max_clients"] == 2
+    # The links carry the room's settings too, so they would reopen the same room.
+    for link in created["links"].values():
+        assert harness.keys.verify(_token(link)).room_settings == RoomSettings(max_clients=2)
     text = await resp.text()
     assert "resume" not in text and _token(created["links"]["client"]) not in text
 
