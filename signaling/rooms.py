@@ -735,7 +735,11 @@ class RoomService:
         if room.ended:
             raise RoomEnded()
         me = room.participant(s.participant_id)
-        if me is None or me.state is not ParticipantState.ADMITTED:
+        if me is None:
+            # Likewise a room opened afresh by someone else after such a loss: it has never
+            # heard of this socket's participant.
+            raise ServiceUnavailable("This session's state was lost; reconnecting.")
+        if me.state is not ParticipantState.ADMITTED:
             raise NotAllowed("You are not in the room yet.")
         return room
 

@@ -348,10 +348,18 @@ function serverError(msg) {
   // A signal to a peer who just left is harmless; everything else is worth saying.
   if (msg.code === "not_found") return;
   if (state.recording.error(msg)) return;
+  if (msg.code === "service_unavailable" && state.selfId === null) {
+    // Not in yet and the service is briefly away: say so where the Join button is, since
+    // the page keeps trying by itself.
+    $("join-status").textContent =
+      "The service is briefly unavailable. We keep trying and will let you in as soon as it is back.";
+    $("join-status").hidden = false;
+  }
   alertText(msg.message);
 }
 
 function joined(msg) {
+  $("join-status").hidden = true;
   const first = state.selfId === null;
   const placeLost = !first && !msg.resumed;
   state.selfId = msg.participant.id;
