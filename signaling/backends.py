@@ -13,6 +13,7 @@ from signaling.store import RoomStore
 REDIS_RETRIES = 2
 REDIS_BACKOFF_CAP = 1.0
 REDIS_TIMEOUT = 3.0
+REDIS_MAX_CONNECTIONS = 200  # per node; the pub/sub listener holds one of them
 
 
 def make_backends(settings: Settings) -> tuple[RoomStore, MessageBus]:
@@ -20,6 +21,7 @@ def make_backends(settings: Settings) -> tuple[RoomStore, MessageBus]:
         return MemoryRoomStore(), MemoryMessageBus(settings.node_id)
     # Imported here: a one-process node needs no Redis client.
     import redis.asyncio as aioredis
+    from redis.asyncio import BlockingConnectionPool
     from redis.asyncio.retry import Retry
     from redis.backoff import ExponentialBackoff
     from redis.exceptions import ConnectionError, TimeoutError
@@ -27,14 +29,19 @@ def make_backends(settings: Settings) -> tuple[RoomStore, MessageBus]:
     from signaling.redis_bus import RedisMessageBus
     from signaling.redis_store import RedisRoomStore
 
-    client = aioredis.from_url(
+    # A blocking pool: under a burst, operations wait their turn for a connection (up to the
+    # timeout) instead of failing at once when all are in use.
+    pool = BlockingConnectionPool.from_url(
         settings.redis_url,
+        max_connections=REDIS_MAX_CONNECTIONS,
+        timeout=REDIS_TIMEOUT,
         retry=Retry(ExponentialBackoff(cap=REDIS_BACKOFF_CAP, base=0.05), REDIS_RETRIES),
         retry_on_error=[ConnectionError, TimeoutError],
         socket_timeout=REDIS_TIMEOUT,
         socket_connect_timeout=REDIS_TIMEOUT,
         health_check_interval=10,
     )
+    client = aioredis.Redis.from_pool(pool)
     store = RedisRoomStore(
         client, settings.redis_prefix, retention_seconds=settings.room_retention_seconds
     )

@@ -141,10 +141,20 @@ class RateLimited(SessionroomError):
 
 
 class ServiceUnavailable(SessionroomError):
+    """The shared store is briefly out of reach. A `join` refused this way closes the
+    socket (it never joined); any other message is refused and the socket stays."""
+
     code = "service_unavailable"
     http_status = 503
-    closes = True
     default_message = "The service is temporarily unavailable; try again shortly."
+
+
+class StateLost(ServiceUnavailable):
+    """An open socket's room, or its place in it, is gone with the store's data: the socket
+    closes, and the page joins afresh."""
+
+    closes = True
+    default_message = "This session's state was lost; reconnecting."
 
 
 class InvalidTransition(SessionroomError):

@@ -55,6 +55,22 @@ redis.call('DEL', KEYS[2])
 return kept
 """
 
+_KEEP = """
+local node = redis.call('GET', KEYS[1])
+if node == ARGV[2] then
+  redis.call('DEL', KEYS[1])
+  node = false
+end
+if node and redis.call('EXISTS', ARGV[5] .. ':node:' .. node) == 1 then
+  redis.call('PUBLISH', ARGV[5] .. ':to:' .. node, ARGV[1])
+  return 1
+end
+redis.call('RPUSH', KEYS[2], ARGV[1])
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return 0
+"""
+
 _UNSUBSCRIBE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
@@ -83,6 +99,7 @@ class RedisMessageBus:
         self._publish = client.register_script(_PUBLISH)
         self._subscribe = client.register_script(_SUBSCRIBE)
         self._unsubscribe = client.register_script(_UNSUBSCRIBE)
+        self._keep = client.register_script(_KEEP)
 
     @property
     def node_id(self) -> str:
@@ -201,10 +218,18 @@ class RedisMessageBus:
         if deliver is not None:
             deliver(envelope)
             return
-        # The socket left this node just now: keep it for wherever the socket goes next.
-        await self._publish(
+        # The socket left this node just now: on to the node it moved to, or into the
+        # mailbox. A location that still names this node is stale (its removal failed):
+        # forget it, or the envelope would come straight back here, again and again.
+        await self._keep(
             keys=[self._at(envelope.to), self._mailbox(envelope.to)],
-            args=[message["data"], self._prefix, MAILBOX_LIMIT, self._mailbox_ms],
+            args=[
+                message["data"],
+                self._node_id,
+                MAILBOX_LIMIT,
+                self._mailbox_ms,
+                self._prefix,
+            ],
         )
 
     # ---- delivery ----

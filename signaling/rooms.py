@@ -34,7 +34,7 @@ from signaling.errors import (
     RecordingDisabled,
     RecordingNotActive,
     RoomEnded,
-    ServiceUnavailable,
+    StateLost,
 )
 from signaling.keyed_lock import KeyedLock
 from signaling.model import (
@@ -731,14 +731,14 @@ class RoomService:
         if room is None:
             # An open socket's room can only vanish with the store's data (a Redis that kept
             # nothing across a restart): the page reconnects and joins afresh.
-            raise ServiceUnavailable("This session's state was lost; reconnecting.")
+            raise StateLost()
         if room.ended:
             raise RoomEnded()
         me = room.participant(s.participant_id)
         if me is None:
             # Likewise a room opened afresh by someone else after such a loss: it has never
             # heard of this socket's participant.
-            raise ServiceUnavailable("This session's state was lost; reconnecting.")
+            raise StateLost()
         if me.state is not ParticipantState.ADMITTED:
             raise NotAllowed("You are not in the room yet.")
         return room

@@ -170,3 +170,19 @@ async def test_reconnects_after_redis_restarts(
         n += 1
         await asyncio.sleep(0.2)
     assert await a.live_nodes() == {a.node_id, b.node_id}
+
+
+async def test_a_stale_location_does_not_send_an_envelope_round_and_round(
+    redis_nodes: RedisNodes,
+) -> None:
+    (_, a), (_, b) = await redis_nodes(2)
+    await a.subscribe("p1", Inbox())
+    # The socket went, but removing its location failed (Redis was busy): it still names A.
+    a._subscribers.clear()  # type: ignore[attr-defined]
+    await b.publish(_env("p1", 5))
+    await asyncio.sleep(0.3)
+    inbox = Inbox()
+    await b.subscribe("p1", inbox)  # the socket comes back, on B
+    assert await inbox.until(1) == [5]
+    await asyncio.sleep(0.3)
+    assert inbox.texts == [5]  # once, not again and again
