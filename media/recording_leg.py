@@ -70,8 +70,8 @@ class RecordingLeg:
         self._pc.on("connectionstatechange", self._state_changed)
 
     async def accept(self, offer_sdp: str) -> str:
-        """Take the browser's offer (with all its candidates); return the answer."""
-        check_offer(offer_sdp)
+        """Take the browser's offer (with all its candidates, and already checked with
+        `check_offer`); return the answer."""
         await self._pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         for transceiver in self._pc.getTransceivers():
             kind = transceiver.kind

@@ -112,7 +112,7 @@ class RecordingService:
         if gate.recording in self._ended:
             raise RecordingNotActive()  # a late offer must not reopen a stopped recording
         loop_now = asyncio.get_running_loop().time()
-        self.storage.folder(gate.recording)
+        folder = self.storage.folder(gate.recording)
         active = ActiveRecording(
             id=gate.recording,
             room=room.id,
@@ -122,7 +122,7 @@ class RecordingService:
             parts=self.storage.parts_folder(gate.recording),
         )
         self._active[active.id] = active
-        with manifest_lock(self.storage.folder(active.id)):
+        with manifest_lock(folder):
             # The first node to begin writes it; another node's legs join the same one.
             try:
                 self.storage.read_manifest(active.id)

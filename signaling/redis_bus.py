@@ -36,8 +36,15 @@ BACKOFF_CAP_SECONDS = 5.0
 LOCATION_TTL_SECONDS = 24 * 3600.0
 START_TIMEOUT_SECONDS = 10.0
 
-_PUBLISH = """
+# Route an envelope: to the node named by the participant's location if that node is alive,
+# else into the mailbox. ARGV[5], when not empty, is a node whose own location entry is stale
+# (it has no such socket): that entry is forgotten rather than followed back to it.
+_ROUTE = """
 local node = redis.call('GET', KEYS[1])
+if ARGV[5] ~= '' and node == ARGV[5] then
+  redis.call('DEL', KEYS[1])
+  node = false
+end
 if node and redis.call('EXISTS', ARGV[2] .. ':node:' .. node) == 1 then
   redis.call('PUBLISH', ARGV[2] .. ':to:' .. node, ARGV[1])
   return 1
@@ -53,22 +60,6 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 local kept = redis.call('LRANGE', KEYS[2], 0, -1)
 redis.call('DEL', KEYS[2])
 return kept
-"""
-
-_KEEP = """
-local node = redis.call('GET', KEYS[1])
-if node == ARGV[2] then
-  redis.call('DEL', KEYS[1])
-  node = false
-end
-if node and redis.call('EXISTS', ARGV[5] .. ':node:' .. node) == 1 then
-  redis.call('PUBLISH', ARGV[5] .. ':to:' .. node, ARGV[1])
-  return 1
-end
-redis.call('RPUSH', KEYS[2], ARGV[1])
-redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-return 0
 """
 
 _UNSUBSCRIBE = """
@@ -96,10 +87,9 @@ class RedisMessageBus:
         self._handlers: list[NodeHandler] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._listening = asyncio.Event()
-        self._publish = client.register_script(_PUBLISH)
+        self._route_script = client.register_script(_ROUTE)
         self._subscribe = client.register_script(_SUBSCRIBE)
         self._unsubscribe = client.register_script(_UNSUBSCRIBE)
-        self._keep = client.register_script(_KEEP)
 
     @property
     def node_id(self) -> str:
@@ -221,16 +211,7 @@ class RedisMessageBus:
         # The socket left this node just now: on to the node it moved to, or into the
         # mailbox. A location that still names this node is stale (its removal failed):
         # forget it, or the envelope would come straight back here, again and again.
-        await self._keep(
-            keys=[self._at(envelope.to), self._mailbox(envelope.to)],
-            args=[
-                message["data"],
-                self._node_id,
-                MAILBOX_LIMIT,
-                self._mailbox_ms,
-                self._prefix,
-            ],
-        )
+        await self._route(envelope.to, message["data"], forget=self._node_id)
 
     # ---- delivery ----
 
@@ -238,15 +219,13 @@ class RedisMessageBus:
         # Always through Redis, even to a socket on this node: that socket may have just
         # been replaced by one on another node, and Redis knows which is current.
         async with unavailable_on_redis_errors():
-            await self._publish(
-                keys=[self._at(envelope.to), self._mailbox(envelope.to)],
-                args=[
-                    json.dumps(envelope.to_dict()),
-                    self._prefix,
-                    MAILBOX_LIMIT,
-                    self._mailbox_ms,
-                ],
-            )
+            await self._route(envelope.to, json.dumps(envelope.to_dict()))
+
+    async def _route(self, participant_id: str, data: str | bytes, forget: str = "") -> None:
+        await self._route_script(
+            keys=[self._at(participant_id), self._mailbox(participant_id)],
+            args=[data, self._prefix, MAILBOX_LIMIT, self._mailbox_ms, forget],
+        )
 
     async def _claim(self, participant_id: str) -> list[Envelope]:
         kept = await self._subscribe(
