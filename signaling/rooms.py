@@ -376,11 +376,14 @@ class RoomService:
                 "admitted", extra={"room": s.room_id, "participant": target, "by": s.participant_id}
             )
             peers = [p for p in room.admitted if p.id != admitted.id]
-            await self._send(
-                admitted.id, {"type": "admitted", "peers": [p.public() for p in peers]}
-            )
+            # Those in the room hear of the newcomer first: its first signals follow its
+            # `admitted`, and must not reach a peer who does not yet know it joined after them
+            # (that peer makes the offer). Over Redis, a node's sends arrive in order.
             await self._send_many(
                 (p.id for p in peers), {"type": "peer_joined", "participant": admitted.public()}
+            )
+            await self._send(
+                admitted.id, {"type": "admitted", "peers": [p.public() for p in peers]}
             )
             await self._send_lobby(room)
             if change.gate is not None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, WebSocketRoute, expect
 
 from signaling.model import Role
 from tests.browser.conftest import Site, open_page, screenshot
@@ -79,3 +82,49 @@ async def test_wait_admit_talk_chat_mute_leave_end(browser: Browser, site: Site)
     await therapist.get_by_role("button", name="End session for everyone").click()
     await expect(therapist.get_by_role("heading", name="The session has ended")).to_be_visible()
     await screenshot(therapist, "6-ended")
+
+
+async def test_the_call_connects_when_a_newcomer_s_signal_overtakes_word_of_it(
+    browser: Browser, site: Site
+) -> None:
+    """Across nodes, a newcomer's first signal can reach the therapist before the news that
+    it joined (which says the therapist makes the offer). The therapist's socket here holds
+    back `peer_joined` until a signal from the newcomer has been passed on: the call must
+    still connect, with media both ways."""
+    context = await browser.new_context()
+    seen: list[str] = []
+
+    def route(page_side: WebSocketRoute) -> None:
+        server = page_side.connect_to_server()
+        held: list[str | bytes] = []
+
+        def from_server(message: str | bytes) -> None:
+            kind = json.loads(message).get("type")
+            if kind == "peer_joined":
+                held.append(message)
+                return
+            page_side.send(message)
+            seen.append(kind)
+            if kind == "signal" and held:
+                for late in held:
+                    page_side.send(late)
+                    seen.append("peer_joined")
+                held.clear()
+
+        server.on_message(from_server)
+
+    await context.route_web_socket(re.compile(r"/ws$"), route)
+    therapist = await context.new_page()
+    therapist.set_default_timeout(10_000)
+    await therapist.goto(site.link("r2", Role.THERAPIST, "Dr Sam"))
+    client = await open_page(browser, site.link("r2", Role.CLIENT, "Alex"))
+    await join(therapist)
+    await expect(therapist.locator("#screen-call")).to_be_visible()
+    await join(client)
+    await therapist.get_by_role("button", name="Admit Alex").click()
+    await expect(client.locator("#screen-call")).to_be_visible()
+    await expect(therapist.locator(".peer .peer-name")).to_have_text("Alex")
+    assert seen.index("signal") < seen.index("peer_joined"), seen
+    for page in (therapist, client):
+        await media_flowing(page)
+        await expect(page.locator("#connection")).to_have_attribute("data-state", "connected")

@@ -21,11 +21,13 @@ class RecordingBus(MemoryMessageBus):
     def __init__(self) -> None:
         super().__init__("n")
         self.sent: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.order: list[tuple[str, str]] = []  # (to, type) across everyone, as published
 
     async def publish(self, envelope: Envelope) -> None:
         await asyncio.sleep(0)  # let other tasks interleave, as a network bus would
         if envelope.payload is not None:
             self.sent[envelope.to].append(dict(envelope.payload))
+            self.order.append((envelope.to, envelope.payload["type"]))
 
     def types(self, pid: str) -> list[str]:
         return [m["type"] for m in self.sent[pid]]
@@ -61,6 +63,17 @@ async def test_two_admits_at_once_one_outcome() -> None:
     assert bus.types(client.participant_id).count("admitted") == 1
     room = await service.store.get("r")
     assert room is not None and len(room.admitted) == 3
+
+
+async def test_those_in_the_room_hear_of_a_newcomer_before_it_is_let_in() -> None:
+    # The newcomer's first signals follow its `admitted`; a peer that got them before its
+    # `peer_joined` would wait for an offer instead of making one, and the call would stay
+    # silent. Over Redis, one node's publishes arrive in the order they were made.
+    service, bus, (t1, t2), client = await _setup()
+    await service.admit(t1, client.participant_id)
+    admitted = bus.order.index((client.participant_id, "admitted"))
+    for t in (t1, t2):
+        assert bus.order.index((t.participant_id, "peer_joined")) < admitted, bus.order
 
 
 async def test_leaving_while_being_admitted_is_one_or_the_other() -> None:

@@ -440,8 +440,10 @@ function localTracks() {
 function addPeer(info, { offerer = true } = {}) {
   const known = state.peers.get(info.id);
   if (known) {
-    // Learned of this peer from its first signal; now we know its name.
+    // Learned of this peer from its first signal; now we know its name, and whether it
+    // joined after us (then we make the offer).
     known.info = info;
+    if (offerer) known.link.becomeOfferer();
     known.tile.querySelector(".peer-name").textContent = info.name;
     known.tile.querySelector("video").setAttribute("aria-label", `Video of ${info.name}`);
     return;

@@ -131,6 +131,18 @@ export class PeerLink {
     }
   }
 
+  // This side was waiting for the peer's offer, having heard the peer's signal before word
+  // that it joined after us; the one already in the room offers, so this side does. Nothing
+  // of this connection has reached the peer (candidates follow an offer), so it is built
+  // again as the offering side.
+  becomeOfferer() {
+    if (this.closed || !this.awaitingOffer || this.pc.remoteDescription) return;
+    this.awaitingOffer = false;
+    this.pc.close();
+    this.build();
+    this.report();
+  }
+
   // Sends this track (or nothing, with null) to this peer, renegotiating only if needed.
   async setTrack(kind, track) {
     this.tracks[kind] = track;
