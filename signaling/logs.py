@@ -47,13 +47,18 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
-
     def format(self, record: logging.LogRecord) -> str:
-        base = super().format(record)
+        # The ids go on the first line, before any traceback, so that a failure's line says
+        # whose it was.
+        line = f"{self.formatTime(record)} {record.levelname} {record.name}: {record.getMessage()}"
         extras = " ".join(f"{k}={v}" for k, v in _extras(record).items())
-        return f"{base} {extras}" if extras else base
+        if extras:
+            line = f"{line} {extras}"
+        if record.exc_info:
+            line = f"{line}\n{self.formatException(record.exc_info)}"
+        if record.stack_info:
+            line = f"{line}\n{self.formatStack(record.stack_info)}"
+        return line
 
 
 def configure(fmt: str, level: str) -> None:

@@ -40,6 +40,8 @@ class Server:
             SESSIONROOM_GRACE_SECONDS="20",
         )
         self.env.update(extra)
+        # Its log (stdout and stderr), to read in a test or after a failure.
+        self.log_path = tmp_path / f"serve-{self.env.get('SESSIONROOM_NODE_ID', 'node')}.log"
         self.proc: asyncio.subprocess.Process | None = None
 
     @property
@@ -47,10 +49,10 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            *SESSIONROOM, "serve", env=self.env, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
+        with self.log_path.open("ab") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                *SESSIONROOM, "serve", env=self.env, stdout=log, stderr=asyncio.subprocess.STDOUT
+            )
         async with aiohttp.ClientSession() as http:
             for _ in range(200):
                 try:
@@ -71,6 +73,9 @@ class Server:
         if self.proc is not None and self.proc.returncode is None:
             self.proc.terminate()
             await asyncio.wait_for(self.proc.wait(), 15)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     async def close(self) -> None:
         if self.proc is not None and self.proc.returncode is None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import redis.asyncio as aioredis
 
 from signaling.model import RecordingMode, Role, RoomSettings
 from tests.integration.recording_peers import (
@@ -240,3 +241,33 @@ async def test_redis_away_then_back(
     assert await therapist.expect_closed() == 1008
     again = await join(http, a, therapist.link, resume=therapist.joined["resume"])
     assert again.joined["state"] == "in_room" and again.joined["resumed"] is False
+
+
+async def test_a_fault_while_handling_a_message_is_internal_error_and_the_socket_carries_on(
+    nodes: tuple[Server, Server], http: aiohttp.ClientSession, redis_server: RedisServer
+) -> None:
+    a, b = nodes
+    therapist, client = await call(http, a, b, "fault", None)
+    # A fault no message can cause: the room's state in Redis damaged by hand.
+    key = f"{b.env['SESSIONROOM_REDIS_PREFIX']}:room:fault"
+    store = aioredis.from_url(redis_server.url)
+    try:
+        good = await store.get(key)
+        assert good is not None
+        await store.set(key, b"{damaged", keepttl=True)
+        await client.send(type="chat", text="words nobody may log")
+        await client.expect_error("internal_error")
+        assert not client.ws.closed
+        await store.set(key, good, keepttl=True)
+        await client.send(type="chat", text="after the fault")
+    finally:
+        await store.aclose()
+    # The socket carried on, and the chat said during the fault went nowhere.
+    chat = await therapist.expect("chat")
+    assert (chat["from"], chat["text"]) == (client.id, "after the fault")
+    # Node B logged the fault by ids, never the chat.
+    log = b.log()
+    assert "message handling failed" in log, log
+    failed = next(line for line in log.splitlines() if "message handling failed" in line)
+    assert client.id in failed and "fault" in failed, failed
+    assert "words nobody may log" not in log
