@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +84,20 @@ async def recording_call(browser: Browser, site: Site, **options: Any) -> tuple[
     for page in (therapist, client):
         await recording_shown(page)
     return therapist, client
+
+
+# Every state the page's recording leg passes through, in order, from now on (each change,
+# even one overwritten in the same task: a record's old value is the previous one's new value).
+LEG_STATES = """() => {
+    window.legStates = [];
+    new MutationObserver((records) => {
+        const values = records.map((r) => r.oldValue).slice(1);
+        values.push(document.body.dataset.recLeg);
+        window.legStates.push(...values);
+    }).observe(document.body, {
+        attributes: true, attributeFilter: ['data-rec-leg'], attributeOldValue: true,
+    });
+}"""
 
 
 # ---------- what is on disk ----------
@@ -230,13 +246,7 @@ async def test_audio_only_is_recorded_as_sound_and_a_resume_opens_a_new_leg(
     for page in (therapist, client):
         await recording_shown(page)
         await leg_connected(page)
-    await client.evaluate(
-        """() => {
-            window.legStates = [];
-            new MutationObserver(() => window.legStates.push(document.body.dataset.recLeg))
-                .observe(document.body, {attributes: true, attributeFilter: ['data-rec-leg']});
-        }"""
-    )
+    await client.evaluate(LEG_STATES)
 
     # The server drops the client's socket; the page resumes, still recording.
     client_id = await client.evaluate("document.body.dataset.participant")
@@ -251,7 +261,7 @@ async def test_audio_only_is_recorded_as_sound_and_a_resume_opens_a_new_leg(
     await recording_shown(client)
     # A new leg replaced the old one, and it reaches the server too.
     await client.wait_for_function(
-        "window.legStates.includes('new') && document.body.dataset.recLeg === 'connected'",
+        "() => window.legStates.includes('new') && document.body.dataset.recLeg === 'connected'",
         timeout=20_000,
     )
     await asyncio.sleep(1.5)
@@ -297,6 +307,115 @@ async def test_a_newcomer_pauses_recording_until_they_say_yes(
         await recording_shown(page)
         await leg_connected(page)
     assert await client.evaluate("document.body.dataset.recordingId") != first
+
+
+async def test_a_camera_turned_on_mid_recording_is_recorded_through_a_new_leg(
+    browser: Browser, recording_site: Site
+) -> None:
+    site = recording_site
+    therapist, client = await in_call(browser, site, settings=CONSENT)
+    await client.get_by_role("button", name="Camera off").click()
+    await expect(client.get_by_role("button", name="Camera on")).to_be_visible()
+    await request(therapist, client)
+    await say_yes(therapist)
+    await say_yes(client)
+    await recording_shown(client)
+    await leg_connected(client)
+    await client.evaluate(LEG_STATES)
+    await asyncio.sleep(1.0)  # sound only, for a second
+
+    # The leg had no video to send: turning the camera on opens a new one that has.
+    await client.get_by_role("button", name="Camera on").click()
+    await expect(client.get_by_role("button", name="Camera off")).to_be_visible()
+    await client.wait_for_function(
+        "() => window.legStates.includes('new') && document.body.dataset.recLeg === 'connected'",
+        timeout=20_000,
+    )
+    await asyncio.sleep(2.0)
+    await therapist.get_by_role("button", name="Stop recording").click()
+    await recording_gone(client, "The therapist stopped the recording.")
+    await expect(client.locator("#rec-note")).to_be_hidden()
+
+    manifest = await finished(site)
+    assert manifest["status"] == "complete"
+    client_id = await client.evaluate("document.body.dataset.participant")
+    [entry] = [f for f in manifest["files"] if f["participant"] == client_id]
+    got = await asyncio.to_thread(decode, recording_folders(site)[0] / entry["name"])
+    assert got.kinds == {"audio", "video"}, got
+    assert got.video_frames >= 10 and got.audio_frames >= 50, got
+
+
+def spoiling_first_answer(spoiled: list[str]) -> Any:
+    """A WebSocket route that passes everything through, but spoils the DTLS fingerprint of
+    the first `rec_answer` on its way to the page: that leg's ICE connects, then its DTLS
+    handshake fails, as on a path that breaks the connection."""
+
+    def route(ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+
+        def incoming(message: str | bytes) -> None:
+            if not spoiled and isinstance(message, str) and '"rec_answer"' in message:
+                data = json.loads(message)
+                data["sdp"] = re.sub(
+                    r"(a=fingerprint:\S+ )([0-9A-Fa-f:]+)",
+                    lambda m: m.group(1) + re.sub(r"[0-9A-Fa-f]", "0", m.group(2)),
+                    data["sdp"],
+                )
+                spoiled.append(data["recording"])
+                message = json.dumps(data)
+            ws.send(message)
+
+        server.on_message(incoming)
+
+    return route
+
+
+async def test_a_leg_whose_connection_fails_is_opened_again(
+    browser: Browser, recording_site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    site = recording_site
+    caplog.set_level(logging.INFO, logger="sessionroom")
+    therapist = await open_page(browser, site.link("r", Role.THERAPIST, "Dr Sam", CONSENT))
+    await join(therapist)
+    spoiled: list[str] = []
+    context = await browser.new_context()
+    client = await context.new_page()
+    client.set_default_timeout(10_000)
+    await client.route_web_socket("**/ws", spoiling_first_answer(spoiled))
+    await client.goto(site.link("r", Role.CLIENT, "Alex", CONSENT))
+    await join(client)
+    await therapist.get_by_role("button", name="Admit Alex").click()
+    await expect(client.locator(".peer")).to_have_count(1)
+    await client.evaluate(LEG_STATES)
+    await request(therapist, client)
+    await say_yes(therapist)
+    await say_yes(client)
+    await recording_shown(client)
+
+    # The first leg fails; the page opens another by itself, which connects.
+    await client.wait_for_function(
+        "() => window.legStates.includes('failed') && document.body.dataset.recLeg === 'connected'",
+        timeout=30_000,
+    )
+    states = await client.evaluate("window.legStates")
+    assert states.index("failed") < len(states) - 1 - states[::-1].index("connected"), states
+    assert len(spoiled) == 1
+    # Nothing to tell the person: the retry worked.
+    await expect(client.locator("#rec-note")).to_be_hidden()
+    await expect(client.locator("#alert")).to_have_text("")
+    await asyncio.sleep(2.0)
+    await therapist.get_by_role("button", name="Stop recording").click()
+    await recording_gone(client, "The therapist stopped the recording.")
+
+    manifest = await finished(site)
+    client_id = await client.evaluate("document.body.dataset.participant")
+    [entry] = [f for f in manifest["files"] if f["participant"] == client_id]
+    got = await asyncio.to_thread(decode, recording_folders(site)[0] / entry["name"])
+    assert got.kinds == {"audio", "video"} and got.video_frames >= 10, got
+    # The server took two legs from the client, and logged the loss of the first by ids.
+    told = [(r.getMessage(), getattr(r, "participant", None)) for r in caplog.records]
+    assert told.count(("recording leg accepted", client_id)) == 2, told
+    assert ("recording leg lost", client_id) in told, told
 
 
 def rewriting_offers(rewrite: Callable[[dict[str, Any]], None]) -> Any:
