@@ -8,6 +8,10 @@
 
 Publishing and subscribing are Lua scripts, so an envelope sent while a socket moves between
 nodes lands either on the new node or in the mailbox that the new node empties: never lost.
+Pub/sub keeps nothing for a node that is not listening, so publishing counts the listeners:
+with none (the node's subscription dropped while Redis stayed up), the envelope goes to the
+mailbox, and the node empties its sockets' mailboxes each time it is subscribed again, before
+it reads anything newer.
 """
 
 from __future__ import annotations
@@ -36,9 +40,12 @@ BACKOFF_CAP_SECONDS = 5.0
 LOCATION_TTL_SECONDS = 24 * 3600.0
 START_TIMEOUT_SECONDS = 10.0
 
-# Route an envelope: to the node named by the participant's location if that node is alive,
-# else into the mailbox. ARGV[5], when not empty, is a node whose own location entry is stale
-# (it has no such socket): that entry is forgotten rather than followed back to it.
+# Route an envelope: to the node named by the participant's location if that node is alive
+# and listening, else into the mailbox. A live node whose subscription has just dropped has
+# no listener on its channel (PUBLISH reaches nobody): the envelope is kept for it, and the
+# node empties its sockets' mailboxes once it is subscribed again. ARGV[5], when not empty,
+# is a node whose own location entry is stale (it has no such socket): that entry is
+# forgotten rather than followed back to it.
 _ROUTE = """
 local node = redis.call('GET', KEYS[1])
 if ARGV[5] ~= '' and node == ARGV[5] then
@@ -46,8 +53,9 @@ if ARGV[5] ~= '' and node == ARGV[5] then
   node = false
 end
 if node and redis.call('EXISTS', ARGV[2] .. ':node:' .. node) == 1 then
-  redis.call('PUBLISH', ARGV[2] .. ':to:' .. node, ARGV[1])
-  return 1
+  if redis.call('PUBLISH', ARGV[2] .. ':to:' .. node, ARGV[1]) > 0 then
+    return 1
+  end
 end
 redis.call('RPUSH', KEYS[2], ARGV[1])
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
@@ -171,15 +179,24 @@ class RedisMessageBus:
 
     async def _listen_loop(self) -> None:
         failures = 0
+        channel = f"{self._prefix}:to:{self._node_id}"
         while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._redis.pubsub()
             try:
-                await pubsub.subscribe(f"{self._prefix}:to:{self._node_id}", f"{self._prefix}:all")
-                self._listening.set()
-                failures = 0
+                await pubsub.subscribe(channel, f"{self._prefix}:all")
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
-                    if message is not None:
+                    if message is None:
+                        continue
+                    if message["type"] == "subscribe":
+                        # Subscribed, at the start or again after the connection dropped
+                        # (redis-py resubscribes by itself): what was kept meanwhile is
+                        # delivered now, before anything that came after it.
+                        if _text(message["channel"]) == channel:
+                            await self._reclaim()
+                            self._listening.set()
+                            failures = 0
+                    elif message["type"] == "message":
                         await self._received(message)
             except (RedisError, OSError):
                 self._listening.clear()
@@ -268,10 +285,7 @@ class RedisMessageBus:
 
     async def live_nodes(self) -> set[str]:
         async with unavailable_on_redis_errors():
-            nodes = sorted(
-                m.decode() if isinstance(m, bytes) else str(m)
-                for m in await self._redis.smembers(self._nodes)
-            )
+            nodes = sorted(_text(m) for m in await self._redis.smembers(self._nodes))
             if not nodes:
                 return set()
             values = await self._redis.mget([self._heartbeat_key(n) for n in nodes])
@@ -280,7 +294,7 @@ class RedisMessageBus:
     async def known_nodes(self) -> set[str]:
         async with unavailable_on_redis_errors():
             members = await self._redis.smembers(self._nodes)
-        return {m.decode() if isinstance(m, bytes) else str(m) for m in members}
+        return {_text(m) for m in members}
 
     async def claim_dead_node(self, node: str) -> bool:
         """One live node, not all, takes care of a dead node's participants."""
@@ -297,3 +311,7 @@ class RedisMessageBus:
     async def ping(self) -> None:
         async with unavailable_on_redis_errors():
             await self._redis.execute_command("PING")  # type: ignore[no-untyped-call]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -93,6 +93,9 @@ class Connection:
         # `joined` goes first; then whatever the bus kept for this participant.
         self._outbox.put_nowait(Envelope(to="", origin="", payload=joined.message))
         self._writer = asyncio.create_task(self._write_loop())
+        # Known before the mailbox is emptied into this socket: an envelope kept there for an
+        # earlier connection (the `replaced` sent to the socket this one resumes) is not ours.
+        self.session = joined.session
         await self.service.bus.subscribe(joined.session.participant_id, self._deliver)
         return joined.session
 

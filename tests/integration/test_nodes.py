@@ -183,6 +183,24 @@ async def test_a_killed_node_s_client_resumes_on_the_other(
     assert (await back.expect("signal"))["from"] == therapist.id
 
 
+async def test_a_client_resuming_after_its_node_was_taken_over_gets_its_place(
+    nodes: tuple[Server, Server], http: aiohttp.ClientSession
+) -> None:
+    a, b = nodes
+    therapist, client = await call(http, a, b, "late-resume", None)
+    await b.kill()
+    # Node B's heartbeat lapses (5 s), node A takes over its participants (the therapist is
+    # told the client is reconnecting), and only then does the page get back: to its place,
+    # on A, with nothing that closes it.
+    assert (await therapist.expect("peer_reconnecting", timeout=15))["participant"] == client.id
+    back = await join(http, a, client.link, resume=client.joined["resume"])
+    assert back.joined["resumed"] is True and back.id == client.id
+    await therapist.send(type="signal", to=client.id, data={"kind": "candidate"})
+    assert (await back.expect("signal"))["from"] == therapist.id
+    assert not [m for m in await back.quiet(0.5) if m["type"] == "error"]
+    assert not back.ws.closed
+
+
 async def test_a_dead_node_s_participants_are_held_then_let_go(
     tmp_path: Path, redis_server: RedisServer, http: aiohttp.ClientSession
 ) -> None:
