@@ -10,7 +10,7 @@ from playwright.async_api import Browser, WebSocketRoute, expect
 
 from signaling.model import Role
 from tests.browser.conftest import Site, open_page, screenshot
-from tests.browser.pages import join, media_flowing, video_advancing
+from tests.browser.pages import FRAMES, join, media_flowing, stat, video_advancing, wait_stat_above
 
 pytestmark = [pytest.mark.browser, pytest.mark.network]
 
@@ -128,3 +128,43 @@ async def test_the_call_connects_when_a_newcomer_s_signal_overtakes_word_of_it(
     for page in (therapist, client):
         await media_flowing(page)
         await expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
+
+
+async def test_the_call_connects_when_an_answer_is_lost_on_the_way(
+    browser: Browser, site: Site
+) -> None:
+    """The client's answer to the therapist's first offer never arrives (its socket carried it
+    just as it dropped, say). Neither side is told anything, so the pages must notice by
+    themselves that the connection never came up, and build it afresh."""
+    context = await browser.new_context()
+    dropped: list[str] = []
+
+    def route(page_side: WebSocketRoute) -> None:
+        server = page_side.connect_to_server()
+
+        def from_server(message: str | bytes) -> None:
+            data = json.loads(message)
+            description = (data.get("data") or {}).get("description") or {}
+            if data.get("type") == "signal" and description.get("type") == "answer" and not dropped:
+                dropped.append(data["from"])
+                return
+            page_side.send(message)
+
+        server.on_message(from_server)
+
+    await context.route_web_socket(re.compile(r"/ws$"), route)
+    therapist = await context.new_page()
+    therapist.set_default_timeout(10_000)
+    await therapist.goto(site.link("r3", Role.THERAPIST, "Dr Sam"))
+    client = await open_page(browser, site.link("r3", Role.CLIENT, "Alex"))
+    await join(therapist)
+    await expect(therapist.locator("#screen-call")).to_be_visible()
+    await join(client)
+    await therapist.get_by_role("button", name="Admit Alex").click()
+    await expect(client.locator("#screen-call")).to_be_visible()
+    for page in (therapist, client):
+        await wait_stat_above(page, FRAMES, 0, timeout_ms=45_000)
+        await media_flowing(page)
+    assert len(dropped) == 1
+    # One of the two (the impolite one) started afresh; the other followed.
+    assert await stat(therapist, "rebuilds") + await stat(client, "rebuilds") >= 1

@@ -7,6 +7,14 @@
 // (which can take half a minute); one still down this long after a restart is rebuilt.
 const DISCONNECTED_GRACE_MS = 4000;
 const RESTART_GRACE_MS = 8000;
+// A connection that has not come up this long after it was built is built afresh, by the
+// impolite side: a lost offer or answer, a stuck negotiation, or ICE connected with DTLS
+// never completing (the side that answered sees ICE connect while the offerer, which never
+// got the answer, cannot finish the handshake) leave it "connecting" for good otherwise.
+const CONNECT_GRACE_MS = 15000;
+// One signal's handling that has not settled in this time is given up, so that the signals
+// after it are still applied (a closed connection can leave an operation pending for ever).
+const SIGNAL_STEP_MS = 10000;
 // Round-trip time or packet loss above these shows "poor connection".
 const POOR_RTT_S = 0.4;
 const POOR_LOSS = 0.05;
@@ -28,6 +36,7 @@ export class PeerLink {
     this.closed = false;
     this.restartTimer = null;
     this.disconnectTimer = null;
+    this.connectTimer = null;
     this.iceRestarts = 0;
     this.rebuilds = 0;
     // Each fresh connection is a new generation; signals of an older one are dropped, so a
@@ -76,6 +85,11 @@ export class PeerLink {
     pc.addEventListener("track", ({ track }) => this.onTrack(track));
     pc.addEventListener("iceconnectionstatechange", () => this.iceChanged());
     pc.addEventListener("connectionstatechange", () => this.report());
+    clearTimeout(this.connectTimer);
+    this.connectTimer = setTimeout(() => {
+      if (pc !== this.pc || this.closed || pc.connectionState === "connected") return;
+      if (!this.polite) this.rebuild(true);
+    }, CONNECT_GRACE_MS);
   }
 
   send(data) {
@@ -83,7 +97,7 @@ export class PeerLink {
   }
 
   handleSignal(data) {
-    this.queue = this.queue.then(() => this.apply(data));
+    this.queue = this.queue.then(() => settleWithin(this.apply(data), SIGNAL_STEP_MS));
     return this.queue;
   }
 
@@ -254,6 +268,19 @@ export class PeerLink {
     this.closed = true;
     clearTimeout(this.restartTimer);
     clearTimeout(this.disconnectTimer);
+    clearTimeout(this.connectTimer);
     this.pc.close();
   }
+}
+
+// Resolves when `promise` settles or after `ms`, whichever is first; never rejects.
+function settleWithin(promise, ms) {
+  let timer;
+  const late = new Promise((resolve) => {
+    timer = setTimeout(() => {
+      console.warn("signal handling given up after", ms, "ms");
+      resolve();
+    }, ms);
+  });
+  return Promise.race([promise.catch(() => {}), late]).finally(() => clearTimeout(timer));
 }
