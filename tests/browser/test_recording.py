@@ -86,6 +86,22 @@ async def recording_call(browser: Browser, site: Site, **options: Any) -> tuple[
     return therapist, client
 
 
+async def call_through(browser: Browser, site: Site, route: Any) -> tuple[Page, Page]:
+    """A therapist and a client in a call in a consent room, the client's socket passing
+    through `route` (a WebSocket route handler)."""
+    therapist = await open_page(browser, site.link("r", Role.THERAPIST, "Dr Sam", CONSENT))
+    await join(therapist)
+    context = await browser.new_context()
+    client = await context.new_page()
+    client.set_default_timeout(10_000)
+    await client.route_web_socket("**/ws", route)
+    await client.goto(site.link("r", Role.CLIENT, "Alex", CONSENT))
+    await join(client)
+    await therapist.get_by_role("button", name="Admit Alex").click()
+    await expect(client.locator(".peer")).to_have_count(1)
+    return therapist, client
+
+
 # Every state the page's recording leg passes through, in order, from now on (each change,
 # even one overwritten in the same task: a record's old value is the previous one's new value).
 LEG_STATES = """() => {
@@ -375,17 +391,8 @@ async def test_a_leg_whose_connection_fails_is_opened_again(
 ) -> None:
     site = recording_site
     caplog.set_level(logging.INFO, logger="sessionroom")
-    therapist = await open_page(browser, site.link("r", Role.THERAPIST, "Dr Sam", CONSENT))
-    await join(therapist)
     spoiled: list[str] = []
-    context = await browser.new_context()
-    client = await context.new_page()
-    client.set_default_timeout(10_000)
-    await client.route_web_socket("**/ws", spoiling_first_answer(spoiled))
-    await client.goto(site.link("r", Role.CLIENT, "Alex", CONSENT))
-    await join(client)
-    await therapist.get_by_role("button", name="Admit Alex").click()
-    await expect(client.locator(".peer")).to_have_count(1)
+    therapist, client = await call_through(browser, site, spoiling_first_answer(spoiled))
     await client.evaluate(LEG_STATES)
     await request(therapist, client)
     await say_yes(therapist)
@@ -491,16 +498,7 @@ async def test_the_therapist_is_told_whose_part_is_not_recorded(
     def no_vp8(offer: dict[str, Any]) -> None:
         offer["sdp"] = offer["sdp"].replace("VP8/90000", "XVP/90000")
 
-    therapist = await open_page(browser, site.link("r", Role.THERAPIST, "Dr Sam", CONSENT))
-    await join(therapist)
-    context = await browser.new_context()
-    client = await context.new_page()
-    client.set_default_timeout(10_000)
-    await client.route_web_socket("**/ws", rewriting_offers(no_vp8))
-    await client.goto(site.link("r", Role.CLIENT, "Alex", CONSENT))
-    await join(client)
-    await therapist.get_by_role("button", name="Admit Alex").click()
-    await expect(client.locator(".peer")).to_have_count(1)
+    therapist, client = await call_through(browser, site, rewriting_offers(no_vp8))
     await request(therapist, client)
     await say_yes(therapist)
     await say_yes(client)
