@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 
 import pytest
-from playwright.async_api import Browser, WebSocketRoute, expect
+from playwright.async_api import Browser, Page, WebSocketRoute, expect
 
 from signaling.model import Role
 from tests.browser.conftest import Site, open_page, screenshot
@@ -91,38 +92,22 @@ async def test_the_call_connects_when_a_newcomer_s_signal_overtakes_word_of_it(
     it joined (which says the therapist makes the offer). The therapist's socket here holds
     back `peer_joined` until a signal from the newcomer has been passed on: the call must
     still connect, with media both ways."""
-    context = await browser.new_context()
     seen: list[str] = []
+    held: list[str | bytes] = []
 
-    def route(page_side: WebSocketRoute) -> None:
-        server = page_side.connect_to_server()
-        held: list[str | bytes] = []
+    def to_therapist(message: str | bytes) -> list[str | bytes]:
+        kind = json.loads(message).get("type")
+        if kind == "peer_joined":
+            held.append(message)
+            return []
+        seen.append(kind)
+        if kind == "signal" and held:
+            seen.extend("peer_joined" for _ in held)
+            late, held[:] = list(held), []
+            return [message, *late]
+        return [message]
 
-        def from_server(message: str | bytes) -> None:
-            kind = json.loads(message).get("type")
-            if kind == "peer_joined":
-                held.append(message)
-                return
-            page_side.send(message)
-            seen.append(kind)
-            if kind == "signal" and held:
-                for late in held:
-                    page_side.send(late)
-                    seen.append("peer_joined")
-                held.clear()
-
-        server.on_message(from_server)
-
-    await context.route_web_socket(re.compile(r"/ws$"), route)
-    therapist = await context.new_page()
-    therapist.set_default_timeout(10_000)
-    await therapist.goto(site.link("r2", Role.THERAPIST, "Dr Sam"))
-    client = await open_page(browser, site.link("r2", Role.CLIENT, "Alex"))
-    await join(therapist)
-    await expect(therapist.locator("#screen-call")).to_be_visible()
-    await join(client)
-    await therapist.get_by_role("button", name="Admit Alex").click()
-    await expect(client.locator("#screen-call")).to_be_visible()
+    therapist, client = await call_with_therapist_socket_through(browser, site, to_therapist)
     await expect(therapist.locator(".peer .peer-name")).to_have_text("Alex")
     assert seen.index("signal") < seen.index("peer_joined"), seen
     for page in (therapist, client):
@@ -136,35 +121,49 @@ async def test_the_call_connects_when_an_answer_is_lost_on_the_way(
     """The client's answer to the therapist's first offer never arrives (its socket carried it
     just as it dropped, say). Neither side is told anything, so the pages must notice by
     themselves that the connection never came up, and build it afresh."""
-    context = await browser.new_context()
     dropped: list[str] = []
 
-    def route(page_side: WebSocketRoute) -> None:
-        server = page_side.connect_to_server()
+    def to_therapist(message: str | bytes) -> list[str | bytes]:
+        data = json.loads(message)
+        description = (data.get("data") or {}).get("description") or {}
+        if data.get("type") == "signal" and description.get("type") == "answer" and not dropped:
+            dropped.append(data["from"])
+            return []
+        return [message]
 
-        def from_server(message: str | bytes) -> None:
-            data = json.loads(message)
-            description = (data.get("data") or {}).get("description") or {}
-            if data.get("type") == "signal" and description.get("type") == "answer" and not dropped:
-                dropped.append(data["from"])
-                return
-            page_side.send(message)
-
-        server.on_message(from_server)
-
-    await context.route_web_socket(re.compile(r"/ws$"), route)
-    therapist = await context.new_page()
-    therapist.set_default_timeout(10_000)
-    await therapist.goto(site.link("r3", Role.THERAPIST, "Dr Sam"))
-    client = await open_page(browser, site.link("r3", Role.CLIENT, "Alex"))
-    await join(therapist)
-    await expect(therapist.locator("#screen-call")).to_be_visible()
-    await join(client)
-    await therapist.get_by_role("button", name="Admit Alex").click()
-    await expect(client.locator("#screen-call")).to_be_visible()
+    therapist, client = await call_with_therapist_socket_through(browser, site, to_therapist)
     for page in (therapist, client):
         await wait_stat_above(page, FRAMES, 0, timeout_ms=45_000)
         await media_flowing(page)
     assert len(dropped) == 1
     # One of the two (the impolite one) started afresh; the other followed.
     assert await stat(therapist, "rebuilds") + await stat(client, "rebuilds") >= 1
+
+
+async def call_with_therapist_socket_through(
+    browser: Browser, site: Site, to_therapist: Callable[[str | bytes], list[str | bytes]]
+) -> tuple[Page, Page]:
+    """A therapist and an admitted client; every message from the server to the therapist's
+    page goes through `to_therapist`, which returns what to pass on instead (maybe nothing)."""
+
+    def route(page_side: WebSocketRoute) -> None:
+        server = page_side.connect_to_server()
+
+        def from_server(message: str | bytes) -> None:
+            for passed in to_therapist(message):
+                page_side.send(passed)
+
+        server.on_message(from_server)
+
+    context = await browser.new_context()
+    await context.route_web_socket(re.compile(r"/ws$"), route)
+    therapist = await context.new_page()
+    therapist.set_default_timeout(10_000)
+    await therapist.goto(site.link("r", Role.THERAPIST, "Dr Sam"))
+    client = await open_page(browser, site.link("r", Role.CLIENT, "Alex"))
+    await join(therapist)
+    await expect(therapist.locator("#screen-call")).to_be_visible()
+    await join(client)
+    await therapist.get_by_role("button", name="Admit Alex").click()
+    await expect(client.locator("#screen-call")).to_be_visible()
+    return therapist, client

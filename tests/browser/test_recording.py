@@ -116,6 +116,18 @@ LEG_STATES = """() => {
 }"""
 
 
+async def new_leg_then_stop(therapist: Page, client: Page, seconds: float) -> None:
+    """The client's page has opened a new leg, which connects; after `seconds` of recording
+    through it, the therapist stops."""
+    await client.wait_for_function(
+        "() => window.legStates.includes('new') && document.body.dataset.recLeg === 'connected'",
+        timeout=20_000,
+    )
+    await asyncio.sleep(seconds)
+    await therapist.get_by_role("button", name="Stop recording").click()
+    await recording_gone(client, "The therapist stopped the recording.")
+
+
 # ---------- what is on disk ----------
 
 
@@ -162,6 +174,13 @@ def decode(path: Path) -> Decoded:
                 audio += 1
                 end = max(end, frame.time + frame.samples / frame.sample_rate)
     return Decoded(kinds, video, audio, end)
+
+
+async def decoded_part_of(site: Site, manifest: dict[str, Any], page: Page) -> Decoded:
+    """The file of the participant on `page`, in the one recording, decoded."""
+    participant = await page.evaluate("document.body.dataset.participant")
+    [entry] = [f for f in manifest["files"] if f["participant"] == participant]
+    return await asyncio.to_thread(decode, recording_folders(site)[0] / entry["name"])
 
 
 # ---------- tests ----------
@@ -276,13 +295,7 @@ async def test_audio_only_is_recorded_as_sound_and_a_resume_opens_a_new_leg(
     await expect(client.locator("#connection")).to_have_attribute("data-state", "connected")
     await recording_shown(client)
     # A new leg replaced the old one, and it reaches the server too.
-    await client.wait_for_function(
-        "() => window.legStates.includes('new') && document.body.dataset.recLeg === 'connected'",
-        timeout=20_000,
-    )
-    await asyncio.sleep(1.5)
-    await therapist.get_by_role("button", name="Stop recording").click()
-    await recording_gone(client, "The therapist stopped the recording.")
+    await new_leg_then_stop(therapist, client, 1.5)
 
     manifest = await finished(site)
     assert manifest["status"] == "complete"
@@ -343,20 +356,12 @@ async def test_a_camera_turned_on_mid_recording_is_recorded_through_a_new_leg(
     # The leg had no video to send: turning the camera on opens a new one that has.
     await client.get_by_role("button", name="Camera on").click()
     await expect(client.get_by_role("button", name="Camera off")).to_be_visible()
-    await client.wait_for_function(
-        "() => window.legStates.includes('new') && document.body.dataset.recLeg === 'connected'",
-        timeout=20_000,
-    )
-    await asyncio.sleep(2.0)
-    await therapist.get_by_role("button", name="Stop recording").click()
-    await recording_gone(client, "The therapist stopped the recording.")
+    await new_leg_then_stop(therapist, client, 2.0)
     await expect(client.locator("#rec-note")).to_be_hidden()
 
     manifest = await finished(site)
     assert manifest["status"] == "complete"
-    client_id = await client.evaluate("document.body.dataset.participant")
-    [entry] = [f for f in manifest["files"] if f["participant"] == client_id]
-    got = await asyncio.to_thread(decode, recording_folders(site)[0] / entry["name"])
+    got = await decoded_part_of(site, manifest, client)
     assert got.kinds == {"audio", "video"}, got
     assert got.video_frames >= 10 and got.audio_frames >= 50, got
 
@@ -416,8 +421,7 @@ async def test_a_leg_whose_connection_fails_is_opened_again(
 
     manifest = await finished(site)
     client_id = await client.evaluate("document.body.dataset.participant")
-    [entry] = [f for f in manifest["files"] if f["participant"] == client_id]
-    got = await asyncio.to_thread(decode, recording_folders(site)[0] / entry["name"])
+    got = await decoded_part_of(site, manifest, client)
     assert got.kinds == {"audio", "video"} and got.video_frames >= 10, got
     # The server took two legs from the client, and logged the loss of the first by ids.
     told = [(r.getMessage(), getattr(r, "participant", None)) for r in caplog.records]
