@@ -100,6 +100,11 @@ class RecordingService:
     def rooms_recording(self) -> set[str]:
         return {a.room for a in self._active.values()}
 
+    @property
+    def writing(self) -> dict[str, str]:
+        """The recordings this node is writing: recording id -> room id."""
+        return {a.id: a.room for a in self._active.values()}
+
     # ---- start ----
 
     def begin(self, room: RoomState) -> ActiveRecording:

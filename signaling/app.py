@@ -72,6 +72,7 @@ def create_app(settings: Settings, keys: KeyRing) -> web.Application:
     )
     if service.recordings is not None:
         bus.on_node_message(service.recordings.node_message)
+        bus.on_node_message(service.node_message)
     app.router.add_get("/ws", websocket_handler)
     api.add_routes(app)
     recordings_api.add_routes(app)

@@ -48,6 +48,9 @@ class Envelope:
 Deliver = Callable[[Envelope], None]
 # An instruction for every node (e.g. stop writing a recording wherever its legs are).
 NodeHandler = Callable[[Mapping[str, Any]], None]
+# Given to this node's own handlers (never sent) when it may have missed some instructions:
+# its subscription was made again.
+RESUBSCRIBED = "bus_resubscribed"
 
 
 class MessageBus(Protocol):
@@ -71,7 +74,8 @@ class MessageBus(Protocol):
         ...
 
     def on_node_message(self, handler: NodeHandler) -> None:
-        """Run `handler` for every message sent with `to_nodes`."""
+        """Run `handler` for every message sent with `to_nodes`, and with
+        `{"kind": RESUBSCRIBED}` when this node may have missed some."""
         ...
 
     async def to_nodes(self, message: Mapping[str, Any]) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from signaling.bus import Deliver, Envelope, NodeHandler
+from signaling.bus import RESUBSCRIBED, Deliver, Envelope, NodeHandler
 from signaling.errors import ServiceUnavailable
 from signaling.redis_store import unavailable_on_redis_errors
 
@@ -95,6 +95,7 @@ class RedisMessageBus:
         self._handlers: list[NodeHandler] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._listening = asyncio.Event()
+        self._subscriptions = 0  # confirmed subscriptions of this node's channel so far
         self._route_script = client.register_script(_ROUTE)
         self._subscribe = client.register_script(_SUBSCRIBE)
         self._unsubscribe = client.register_script(_UNSUBSCRIBE)
@@ -196,6 +197,11 @@ class RedisMessageBus:
                             await self._reclaim()
                             self._listening.set()
                             failures = 0
+                            self._subscriptions += 1
+                            if self._subscriptions > 1:
+                                # Broadcasts to every node are not kept: say they may have
+                                # been missed, so that this node checks what it holds.
+                                self._run_handlers({"kind": RESUBSCRIBED})
                     elif message["type"] == "message":
                         await self._received(message)
             except (RedisError, OSError):
@@ -214,11 +220,7 @@ class RedisMessageBus:
         if "node_message" in data:
             if data.get("origin") == self._node_id:
                 return  # to_nodes already ran it here
-            for handler in self._handlers:
-                try:
-                    handler(data["node_message"])
-                except Exception:
-                    log.exception("node message handling failed")
+            self._run_handlers(data["node_message"])
             return
         envelope = Envelope.from_dict(data)
         deliver = self._subscribers.get(envelope.to)
@@ -229,6 +231,13 @@ class RedisMessageBus:
         # mailbox. A location that still names this node is stale (its removal failed):
         # forget it, or the envelope would come straight back here, again and again.
         await self._route(envelope.to, message["data"], forget=self._node_id)
+
+    def _run_handlers(self, message: Mapping[str, Any]) -> None:
+        for handler in self._handlers:
+            try:
+                handler(message)
+            except Exception:
+                log.exception("node message handling failed")
 
     # ---- delivery ----
 

@@ -21,7 +21,7 @@ from recordings import gate as recording_gate
 from recordings.gate import GateChange, Reason, Status
 from recordings.storage import new_recording_id
 from signaling import room_rules
-from signaling.bus import Envelope, MessageBus
+from signaling.bus import RESUBSCRIBED, Envelope, MessageBus
 from signaling.errors import (
     Conflict,
     Denied,
@@ -34,6 +34,7 @@ from signaling.errors import (
     RecordingDisabled,
     RecordingNotActive,
     RoomEnded,
+    ServiceUnavailable,
     StateLost,
 )
 from signaling.keyed_lock import KeyedLock
@@ -547,6 +548,49 @@ class RoomService:
         await self._send(
             s.participant_id, {"type": "rec_answer", "recording": recording_id, "sdp": answer}
         )
+
+    def node_message(self, message: Mapping[str, Any]) -> None:
+        """From the bus: this node may have missed a `recording_cut` (see RESUBSCRIBED)."""
+        if message.get("kind") == RESUBSCRIBED and self.recordings is not None:
+            task = asyncio.create_task(self._reconcile_in_background())
+            self._timers.add(task)
+            task.add_done_callback(self._timers.discard)
+
+    async def _reconcile_in_background(self) -> None:
+        try:
+            await self.reconcile_recordings()
+        except Exception:
+            log.exception("recording check failed")
+
+    async def reconcile_recordings(self) -> list[str]:
+        """Stop writing every recording whose gate has closed (or moved on to another
+        recording) without this node hearing of it. Returns the ids cut."""
+        recordings = self.recordings
+        if recordings is None:
+            return []
+        cut = []
+        for recording_id, room_id in sorted(recordings.writing.items()):
+            try:
+                room = await self.store.get(room_id)
+            except ServiceUnavailable:
+                log.warning("recording check failed", extra={"room": room_id})
+                continue
+            gate = room.recording if room is not None else None
+            if (
+                gate is not None
+                and gate.status is Status.RECORDING
+                and gate.recording == recording_id
+            ):
+                continue
+            reason = gate.reason if gate is not None and gate.reason else Reason.SESSION_ENDED
+            at = gate.at if gate is not None and gate.at else self.clock()
+            log.info(
+                "recording stopped elsewhere",
+                extra={"room": room_id, "recording": recording_id, "reason": str(reason)},
+            )
+            recordings.cut(recording_id, reason=str(reason), stopped_at=at)
+            cut.append(recording_id)
+        return cut
 
     async def recording_is_live(self, manifest: Manifest) -> bool:
         """Is this recording still being written somewhere (its room's gate open on it)?"""

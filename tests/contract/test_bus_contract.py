@@ -8,7 +8,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from signaling.bus import Envelope
+from signaling.bus import RESUBSCRIBED, Envelope
 from tests.contract.conftest import Node, RedisNodes
 from tests.redis_server import RedisServer
 
@@ -183,9 +183,12 @@ async def test_a_dropped_subscription_loses_nothing_and_keeps_the_order(
 ) -> None:
     (_, a), (_, b) = await redis_nodes(2)
     inbox = Inbox()
+    told: list[Any] = []
+    b.on_node_message(told.append)
     await b.subscribe("p1", inbox)
     await a.publish(_env("p1", 0))
     await inbox.until(1)
+    assert told == []  # the first subscription is no news
     admin = aioredis.from_url(redis_server.url)
     try:
         # Redis stays up, but every node's pub/sub connection is cut: what is sent before
@@ -200,6 +203,8 @@ async def test_a_dropped_subscription_loses_nothing_and_keeps_the_order(
     assert await inbox.until(201, timeout=10) == list(range(201))
     await asyncio.sleep(0.3)
     assert len(inbox.got) == 201  # none twice
+    # Broadcasts are not kept: the node is told it may have missed some, once.
+    assert told == [{"kind": RESUBSCRIBED}]
 
 
 async def test_a_stale_location_does_not_send_an_envelope_round_and_round(
