@@ -551,7 +551,7 @@ class RoomService:
 
     def node_message(self, message: Mapping[str, Any]) -> None:
         """From the bus: this node may have missed a `recording_cut` (see RESUBSCRIBED)."""
-        if message.get("kind") == RESUBSCRIBED and self.recordings is not None:
+        if message.get("kind") == RESUBSCRIBED:
             task = asyncio.create_task(self._reconcile_in_background())
             self._timers.add(task)
             task.add_done_callback(self._timers.discard)

@@ -55,6 +55,13 @@ async def say_yes(page: Page) -> None:
     await expect(dialog(page)).to_be_hidden()
 
 
+async def everyone_agrees(therapist: Page, client: Page) -> None:
+    """The therapist asks to record; both say yes."""
+    await request(therapist, client)
+    await say_yes(therapist)
+    await say_yes(client)
+
+
 async def recording_shown(page: Page) -> None:
     await expect(page.locator("body")).to_have_attribute("data-recording", "recording")
     await expect(page.locator("#rec-bar")).to_have_attribute("data-status", "recording")
@@ -78,9 +85,7 @@ async def leg_connected(page: Page) -> None:
 async def recording_call(browser: Browser, site: Site, **options: Any) -> tuple[Page, Page]:
     """A therapist and a client in a call, both having said yes: recording is on."""
     therapist, client = await in_call(browser, site, settings=CONSENT, **options)
-    await request(therapist, client)
-    await say_yes(therapist)
-    await say_yes(client)
+    await everyone_agrees(therapist, client)
     for page in (therapist, client):
         await recording_shown(page)
     return therapist, client
@@ -275,9 +280,7 @@ async def test_audio_only_is_recorded_as_sound_and_a_resume_opens_a_new_leg(
     therapist, client = await in_call(browser, site, settings=CONSENT)
     await client.get_by_role("button", name="Audio only").click()
     await expect(client.locator("#self-off")).to_be_visible()
-    await request(therapist, client)
-    await say_yes(therapist)
-    await say_yes(client)
+    await everyone_agrees(therapist, client)
     for page in (therapist, client):
         await recording_shown(page)
         await leg_connected(page)
@@ -314,9 +317,7 @@ async def test_a_newcomer_pauses_recording_until_they_say_yes(
     site = recording_site
     family = RoomSettings(max_clients=2, recording=RecordingMode.CONSENT)
     therapist, client = await in_call(browser, site, settings=family)
-    await request(therapist, client)
-    await say_yes(therapist)
-    await say_yes(client)
+    await everyone_agrees(therapist, client)
     await leg_connected(client)
     first = await client.evaluate("document.body.dataset.recordingId")
 
@@ -345,9 +346,7 @@ async def test_a_camera_turned_on_mid_recording_is_recorded_through_a_new_leg(
     therapist, client = await in_call(browser, site, settings=CONSENT)
     await client.get_by_role("button", name="Camera off").click()
     await expect(client.get_by_role("button", name="Camera on")).to_be_visible()
-    await request(therapist, client)
-    await say_yes(therapist)
-    await say_yes(client)
+    await everyone_agrees(therapist, client)
     await recording_shown(client)
     await leg_connected(client)
     await client.evaluate(LEG_STATES)
@@ -399,9 +398,7 @@ async def test_a_leg_whose_connection_fails_is_opened_again(
     spoiled: list[str] = []
     therapist, client = await call_through(browser, site, spoiling_first_answer(spoiled))
     await client.evaluate(LEG_STATES)
-    await request(therapist, client)
-    await say_yes(therapist)
-    await say_yes(client)
+    await everyone_agrees(therapist, client)
     await recording_shown(client)
 
     # The first leg fails; the page opens another by itself, which connects.
@@ -429,6 +426,11 @@ async def test_a_leg_whose_connection_fails_is_opened_again(
     assert ("recording leg lost", client_id) in told, told
 
 
+def no_vp8(offer: dict[str, Any]) -> None:
+    """An offer as from a browser that cannot send VP8."""
+    offer["sdp"] = offer["sdp"].replace("VP8/90000", "XVP/90000")
+
+
 def rewriting_offers(rewrite: Callable[[dict[str, Any]], None]) -> Any:
     """A WebSocket route that passes everything through, but changes `rec_offer` messages on
     their way to the server, so that the server itself refuses them."""
@@ -454,9 +456,6 @@ async def test_a_refused_leg_leaves_a_calm_note_and_the_call_goes_on(
 ) -> None:
     site = recording_site
 
-    def no_vp8(offer: dict[str, Any]) -> None:
-        offer["sdp"] = offer["sdp"].replace("VP8/90000", "XVP/90000")
-
     def stale(offer: dict[str, Any]) -> None:
         offer["recording"] = "rec-20000101-000000-aaaaaa"
 
@@ -472,9 +471,7 @@ async def test_a_refused_leg_leaves_a_calm_note_and_the_call_goes_on(
     therapist, client = pages
     await therapist.get_by_role("button", name="Admit Alex").click()
     await expect(client.locator(".peer")).to_have_count(1)
-    await request(therapist, client)
-    await say_yes(therapist)
-    await say_yes(client)
+    await everyone_agrees(therapist, client)
     await expect(therapist.locator("#rec-note")).to_have_text(
         "This browser cannot send video in a format the recorder keeps, so your part is not "
         "being recorded. The call goes on."
@@ -499,13 +496,8 @@ async def test_the_therapist_is_told_whose_part_is_not_recorded(
 ) -> None:
     site = recording_site
 
-    def no_vp8(offer: dict[str, Any]) -> None:
-        offer["sdp"] = offer["sdp"].replace("VP8/90000", "XVP/90000")
-
     therapist, client = await call_through(browser, site, rewriting_offers(no_vp8))
-    await request(therapist, client)
-    await say_yes(therapist)
-    await say_yes(client)
+    await everyone_agrees(therapist, client)
     await expect(therapist.locator("#rec-note")).to_have_text(
         "Alex's browser cannot send video in a format the recorder keeps, so their part is "
         "not being recorded."

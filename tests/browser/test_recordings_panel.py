@@ -21,12 +21,11 @@ from tests.browser.test_accessibility import audit, audited_page
 from tests.browser.test_recording import (
     CONSENT,
     decode,
+    everyone_agrees,
     finished,
     leg_connected,
     recording_folders,
     recording_shown,
-    request,
-    say_yes,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.network]
@@ -73,9 +72,7 @@ async def test_the_therapist_lists_downloads_and_deletes_a_recording(
     await expect(client.locator("#screen-call")).to_be_visible()
 
     # Record about three seconds, both having said yes.
-    await request(therapist, client)
-    await say_yes(therapist)
-    await say_yes(client)
+    await everyone_agrees(therapist, client)
     for page in (therapist, client):
         await recording_shown(page)
         await leg_connected(page)

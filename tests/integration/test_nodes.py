@@ -7,6 +7,7 @@ kills a node. Participants are this process's sockets and aiortc peers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 from collections.abc import AsyncIterator
@@ -34,21 +35,30 @@ pytestmark = pytest.mark.network
 CONSENT = RoomSettings(recording=RecordingMode.CONSENT)
 
 
-@pytest.fixture
-async def nodes(tmp_path: Path, redis_server: RedisServer) -> AsyncIterator[tuple[Server, Server]]:
+@contextlib.asynccontextmanager
+async def two_nodes(
+    tmp_path: Path, redis_server: RedisServer, grace_seconds: int = 20
+) -> AsyncIterator[tuple[Server, Server]]:
+    """Nodes A and B, real processes on one Redis (a key prefix of their own)."""
     shared = {
         "SESSIONROOM_REDIS_URL": redis_server.url,
         "SESSIONROOM_REDIS_PREFIX": "n" + secrets.token_hex(4),
-        "SESSIONROOM_GRACE_SECONDS": "20",
+        "SESSIONROOM_GRACE_SECONDS": str(grace_seconds),
     }
     # One folder for both: the shared recordings volume of a deployment.
     a = Server(tmp_path, SESSIONROOM_NODE_ID="node-a", **shared)
     b = Server(tmp_path, SESSIONROOM_NODE_ID="node-b", **shared)
-    await asyncio.gather(a.start(), b.start())
     try:
+        await asyncio.gather(a.start(), b.start())
         yield a, b
     finally:
         await asyncio.gather(a.close(), b.close())
+
+
+@pytest.fixture
+async def nodes(tmp_path: Path, redis_server: RedisServer) -> AsyncIterator[tuple[Server, Server]]:
+    async with two_nodes(tmp_path, redis_server) as pair:
+        yield pair
 
 
 @pytest.fixture
@@ -195,15 +205,7 @@ async def test_a_killed_node_s_client_resumes_on_the_other(
 async def test_a_dead_node_s_participants_are_held_then_let_go(
     tmp_path: Path, redis_server: RedisServer, http: aiohttp.ClientSession
 ) -> None:
-    shared = {
-        "SESSIONROOM_REDIS_URL": redis_server.url,
-        "SESSIONROOM_REDIS_PREFIX": "n" + secrets.token_hex(4),
-        "SESSIONROOM_GRACE_SECONDS": "3",
-    }
-    a = Server(tmp_path, SESSIONROOM_NODE_ID="node-a", **shared)
-    b = Server(tmp_path, SESSIONROOM_NODE_ID="node-b", **shared)
-    await asyncio.gather(a.start(), b.start())
-    try:
+    async with two_nodes(tmp_path, redis_server, grace_seconds=3) as (a, b):
         therapist, client = await call(http, a, b, "dead-node", None)
         await b.kill()
         # Node A notices B's heartbeat is gone, holds the client's place, then lets go.
@@ -211,8 +213,6 @@ async def test_a_dead_node_s_participants_are_held_then_let_go(
         assert reconnecting["participant"] == client.id
         left = await therapist.expect("peer_left", timeout=15)
         assert (left["participant"], left["reason"]) == (client.id, "timeout")
-    finally:
-        await asyncio.gather(a.close(), b.close())
 
 
 async def test_redis_away_then_back(
