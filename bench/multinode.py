@@ -203,7 +203,15 @@ class Node:
         return json.dumps({"type": "join", "token": token})
 
 
-def start_node(tmp: Path, name: str, secret: str, redis_url: str, prefix: str) -> Node:
+def start_node(
+    tmp: Path,
+    name: str,
+    secret: str,
+    redis_url: str,
+    prefix: str,
+    env_overrides: dict[str, str] | None = None,
+) -> Node:
+    """`env_overrides` (SESSIONROOM_* variables) win over the settings below."""
     port = free_port()
     # The tests' way: no SESSIONROOM_* from the caller's environment, only these.
     env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONROOM_")}
@@ -219,11 +227,15 @@ def start_node(tmp: Path, name: str, secret: str, redis_url: str, prefix: str) -
         # per-socket limit (a burst of 50, then 50 per second, by default).
         SESSIONROOM_RATE_BURST="1000000",
         SESSIONROOM_RATE_PER_SECOND="1000000",
+        # Every load socket and call comes from 127.0.0.1: no per-address limits.
+        SESSIONROOM_MAX_SOCKETS_PER_ADDRESS="0",
+        SESSIONROOM_API_RATE_PER_SECOND="0",
         # This checkout's packages, even one added since the editable install was made.
         PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT), os.environ.get("PYTHONPATH")])),
     )
     if redis_url:
         env.update(SESSIONROOM_REDIS_URL=redis_url, SESSIONROOM_REDIS_PREFIX=prefix)
+    env.update(env_overrides or {})
     log_path = tmp / f"node-{name}.log"
     with log_path.open("wb") as log:
         popen = subprocess.Popen(

@@ -183,6 +183,8 @@ def start_sessionroom(tmp: Path) -> Server:
         "SESSIONROOM_SECRET": secret,
         "SESSIONROOM_LOG_LEVEL": "warning",
         "SESSIONROOM_STATE_DIR": str(tmp / "state"),
+        # Every load socket comes from 127.0.0.1: the per-address cap would refuse them.
+        "SESSIONROOM_MAX_SOCKETS_PER_ADDRESS": "0",
         # This checkout's packages, even one added since the editable install was made.
         "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT), os.environ.get("PYTHONPATH")])),
     }

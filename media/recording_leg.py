@@ -72,7 +72,11 @@ class RecordingLeg:
     async def accept(self, offer_sdp: str) -> str:
         """Take the browser's offer (with all its candidates, and already checked with
         `check_offer`); return the answer."""
-        await self._pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        try:
+            await self._pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        except Exception as e:
+            # Whatever aiortc cannot read in a browser's offer is that offer's fault.
+            raise BadMessage("The recording offer could not be read.") from e
         for transceiver in self._pc.getTransceivers():
             kind = transceiver.kind
             codecs = [

@@ -11,12 +11,19 @@ import asyncio
 
 from aiohttp import web
 
+from recordings.api_schemas import (
+    FILE_NAME,
+    RECORDING_ID,
+    ListRecordingsQuery,
+    RecordingList,
+    RecordingManifest,
+)
 from recordings.manifest import Manifest
 from recordings.storage import RecordingStorage
 from signaling.api import RECORDINGS_PREFIX, Principal, principal
 from signaling.appkeys import RECORDINGS, SERVICE
-from signaling.errors import BadMessage, Forbidden
-from signaling.model import valid_room_id
+from signaling.errors import Forbidden
+from signaling.openapi import Operation, add_operations, json_response, read_query
 
 CONTENT_TYPES = {".webm": "video/webm", ".mkv": "video/x-matroska"}
 
@@ -41,22 +48,21 @@ async def _manifest(request: web.Request) -> Manifest:
 
 async def list_recordings(request: web.Request) -> web.Response:
     who = principal(request)
-    room = request.query.get("room")
-    if room is not None and not valid_room_id(room):
-        raise BadMessage("'room' must be a room id.")
+    room = read_query(request, ListRecordingsQuery).room
     if who.room is not None:
         if room is not None and room != who.room:
             raise Forbidden("A therapist's link sees only its own room's recordings.")
         room = who.room
     manifests = await asyncio.to_thread(_storage(request).list, room)
-    return web.json_response(
-        {"recordings": [m.summary() for m in manifests]}, headers={"Cache-Control": "no-store"}
+    listing = RecordingList.model_validate(
+        {"recordings": [m.summary() for m in manifests]}, strict=False
     )
+    return json_response(listing)
 
 
 async def get_recording(request: web.Request) -> web.Response:
     manifest = await _manifest(request)
-    return web.json_response(manifest.to_dict(), headers={"Cache-Control": "no-store"})
+    return json_response(RecordingManifest.model_validate(manifest.to_dict(), strict=False))
 
 
 async def get_file(request: web.Request) -> web.FileResponse:
@@ -68,7 +74,6 @@ async def get_file(request: web.Request) -> web.FileResponse:
         headers={
             "Content-Type": CONTENT_TYPES[path.suffix],
             "Content-Disposition": f'attachment; filename="{name}"',
-            "Cache-Control": "no-store",
         },
     )
 
@@ -86,8 +91,56 @@ async def delete_recording(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+OPERATIONS = (
+    Operation(
+        "GET",
+        RECORDINGS_PREFIX,
+        list_recordings,
+        "List recordings, newest first, of every room or of one.",
+        "listRecordings",
+        auth="api_key_or_therapist",
+        query=ListRecordingsQuery,
+        response=RecordingList,
+        errors=(403,),
+    ),
+    Operation(
+        "GET",
+        f"{RECORDINGS_PREFIX}/{{recording_id}}",
+        get_recording,
+        "A recording's manifest, with its consent ledger entries.",
+        "getRecording",
+        auth="api_key_or_therapist",
+        params=(RECORDING_ID,),
+        response=RecordingManifest,
+        errors=(403, 404),
+    ),
+    Operation(
+        "DELETE",
+        f"{RECORDINGS_PREFIX}/{{recording_id}}",
+        delete_recording,
+        "Delete a recording's files; the ledger keeps a `deleted` entry.",
+        "deleteRecording",
+        auth="api_key_or_therapist",
+        params=(RECORDING_ID,),
+        status=204,
+        errors=(403, 404),
+    ),
+    Operation(
+        "GET",
+        f"{RECORDINGS_PREFIX}/{{recording_id}}/files/{{name}}",
+        get_file,
+        "One participant's recorded file (byte ranges supported).",
+        "getRecordingFile",
+        auth="api_key_or_therapist",
+        params=(RECORDING_ID, FILE_NAME),
+        media={
+            "video/webm": "The participant's audio and video.",
+            "video/x-matroska": "The participant's audio and video.",
+        },
+        errors=(403, 404),
+    ),
+)
+
+
 def add_routes(app: web.Application) -> None:
-    app.router.add_get(RECORDINGS_PREFIX, list_recordings)
-    app.router.add_get(f"{RECORDINGS_PREFIX}/{{recording_id}}", get_recording)
-    app.router.add_delete(f"{RECORDINGS_PREFIX}/{{recording_id}}", delete_recording)
-    app.router.add_get(f"{RECORDINGS_PREFIX}/{{recording_id}}/files/{{name}}", get_file)
+    add_operations(app, OPERATIONS)

@@ -1,33 +1,52 @@
-"""REST API under /api/v1, for the practice's own server (Bearer API key); the recordings
-endpoints also take a therapist's link token (docs/recordings.md, "REST")."""
+"""REST API under /api/v1, for the practice's own server (Bearer API key): the rooms and
+links endpoints, authentication, errors, and the OpenAPI document of every endpoint. The
+recordings endpoints (recordings/api.py) also take a therapist's link token."""
 
 from __future__ import annotations
 
 import hmac
-import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from importlib.metadata import version
 
 from aiohttp import web
 
-from signaling.appkeys import SERVICE, SETTINGS
+from signaling.api_schemas import (
+    ROOM_ID_PATTERN,
+    CreateLink,
+    CreateRoom,
+    LinkCreated,
+    Links,
+    ListRoomsQuery,
+    RoomCreated,
+    RoomPage,
+    RoomSettingsView,
+    RoomView,
+    permissions_of,
+)
+from signaling.appkeys import OPENAPI, SERVICE, SETTINGS
 from signaling.errors import (
-    BadMessage,
     Forbidden,
     InvalidToken,
     NotFound,
     SessionroomError,
     Unauthorized,
 )
-from signaling.model import Role, RoomSettings, RoomState, clean_display_name, valid_room_id
+from signaling.model import Role, RoomSettings, RoomState, valid_room_id
+from signaling.openapi import (
+    API_PREFIX,
+    OPENAPI_PATH,
+    Handler,
+    Operation,
+    PathParam,
+    add_operations,
+    document,
+    json_response,
+    read_body,
+    read_query,
+)
 
-API_PREFIX = "/api/v1"
 RECORDINGS_PREFIX = API_PREFIX + "/recordings"
-DEFAULT_VALID_FOR = 4 * 3600
-MAX_VALID_FOR = 30 * 24 * 3600
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def error_response(error: SessionroomError) -> web.Response:
@@ -38,11 +57,15 @@ def error_response(error: SessionroomError) -> web.Response:
 
 @web.middleware
 async def api_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Domain errors become JSON with a stable code, on every route."""
+    """Domain errors become JSON with a stable code, on every route; nothing the API
+    answers is kept by a cache."""
     try:
-        return await handler(request)
+        response = await handler(request)
     except SessionroomError as e:
-        return error_response(e)
+        response = error_response(e)
+    if request.path.startswith(API_PREFIX + "/") and not response.prepared:
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
 
 
 @dataclass(frozen=True)
@@ -84,7 +107,7 @@ def _therapist_of(request: web.Request, token: str) -> Principal:
 
 @web.middleware
 async def api_key_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith(API_PREFIX + "/"):
+    if request.path.startswith(API_PREFIX + "/") and request.path != OPENAPI_PATH:
         keys = request.app[SETTINGS].api_keys
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         given = given.strip() if scheme.lower() == "bearer" else ""
@@ -99,34 +122,7 @@ async def api_key_auth(request: web.Request, handler: Handler) -> web.StreamResp
     return await handler(request)
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    try:
-        body = await request.json(loads=json.loads)
-    except ValueError:
-        raise BadMessage("The request body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise BadMessage("The request body must be a JSON object.")
-    return body
-
-
-def _number(body: dict[str, Any], key: str, default: float | None) -> float | None:
-    value = body.get(key, default)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise BadMessage(f"'{key}' must be a number.")
-    return float(value)
-
-
-def _window(body: dict[str, Any]) -> tuple[float | None, float]:
-    not_before = _number(body, "not_before", None)
-    valid_for = _number(body, "valid_for", DEFAULT_VALID_FOR)
-    assert valid_for is not None
-    if not 60 <= valid_for <= MAX_VALID_FOR:
-        raise BadMessage("'valid_for' must be from 60 seconds to 30 days.")
-    return not_before, valid_for
+ROOM_ID = PathParam("room_id", ROOM_ID_PATTERN, "The room's id.")
 
 
 def _room_id(request: web.Request) -> str:
@@ -137,78 +133,94 @@ def _room_id(request: web.Request) -> str:
 
 
 async def create_room(request: web.Request) -> web.Response:
-    body = await _body(request)
-    settings = RoomSettings.from_dict(body.get("settings"))
-    therapist_name = clean_display_name(body.get("therapist_name", "Therapist"))
-    client_name = clean_display_name(body.get("client_name", "Client"))
-    not_before, valid_for = _window(body)
+    body = await read_body(request, CreateRoom)
+    settings = RoomSettings.from_dict(body.settings.model_dump())
     service = request.app[SERVICE]
-    room = await service.create_room(settings)
-    links = {
-        # The links carry the room's settings, so that they reopen the same room should
-        # the store ever lose it.
-        "therapist": service.link(
-            room.id,
-            Role.THERAPIST,
-            therapist_name,
-            valid_for=valid_for,
-            not_before=not_before,
+    room_id = service.new_room_id()
+    # Both links are minted (and so checked) before anything is stored: a refused request
+    # leaves no room behind. They carry the room's settings, so that they reopen the same
+    # room should the store ever lose it.
+    therapist, client = (
+        service.link(
+            room_id,
+            role,
+            name,
+            valid_for=body.valid_for,
+            not_before=body.not_before,
             settings=settings,
-        ),
-        "client": service.link(
-            room.id,
-            Role.CLIENT,
-            client_name,
-            valid_for=valid_for,
-            not_before=not_before,
-            settings=settings,
-        ),
-    }
-    return web.json_response(
-        {"id": room.id, "settings": settings.to_dict(), "links": links}, status=201
+            identity=sub,
+            permissions=permissions_of(perms),
+        )
+        for role, name, sub, perms in (
+            (Role.THERAPIST, body.therapist_name, body.therapist_sub, body.therapist_permissions),
+            (Role.CLIENT, body.client_name, body.client_sub, body.client_permissions),
+        )
     )
+    expires = max(therapist.expires, client.expires)
+    await service.create_room(settings, room_id=room_id, expires_at=expires)
+    created = RoomCreated(
+        id=room_id,
+        settings=RoomSettingsView(**settings.to_dict()),
+        links=Links(therapist=therapist.url, client=client.url),
+        expires_at=expires,
+    )
+    return json_response(created, status=201)
 
 
 async def create_link(request: web.Request) -> web.Response:
     room_id = _room_id(request)
     service = request.app[SERVICE]
-    room = await service.store.get(room_id)
-    if room is None or room.ended:
-        raise NotFound("No such room.")
-    body = await _body(request)
-    try:
-        role = Role(body.get("role", "client"))
-    except ValueError:
-        raise BadMessage("'role' must be 'therapist' or 'client'.") from None
-    name = clean_display_name(body.get("name", "Client" if role is Role.CLIENT else "Therapist"))
-    not_before, valid_for = _window(body)
-    url = service.link(
-        room_id, role, name, valid_for=valid_for, not_before=not_before, settings=room.settings
+    room = await service.room_for_link(room_id)
+    body = await read_body(request, CreateLink)
+    role = Role(body.role)
+    link = service.link(
+        room_id,
+        role,
+        body.name or ("Client" if role is Role.CLIENT else "Therapist"),
+        valid_for=body.valid_for,
+        not_before=body.not_before,
+        settings=room.settings,
+        identity=body.sub,
+        permissions=permissions_of(body.permissions),
     )
-    return web.json_response({"url": url, "role": str(role)}, status=201)
+    await service.keep_room_until(room_id, link.expires)
+    return json_response(LinkCreated(url=link.url, role=body.role, expires_at=link.expires), 201)
 
 
-def room_view(room: RoomState) -> dict[str, Any]:
-    return {
-        "id": room.id,
-        "settings": room.settings.to_dict(),
-        "created_at": room.created_at,
-        "origin": room.origin,
-        "ended": room.ended,
-        "notice": room.notice,
-        "waiting": [
-            {"id": p.id, "name": p.display_name, "since": p.waiting_since, "connected": p.connected}
-            for p in room.waiting
-        ],
-        "in_room": [{**p.public(), "connected": p.connected} for p in room.admitted],
-    }
+def room_view(room: RoomState) -> RoomView:
+    return RoomView.model_validate(
+        {
+            "id": room.id,
+            "settings": room.settings.to_dict(),
+            "created_at": room.created_at,
+            "origin": room.origin,
+            "ended": room.ended,
+            "expires_at": room.expires_at,
+            "notice": room.notice,
+            "waiting": [p.waiting_entry() for p in room.waiting],
+            "in_room": [{**p.public(), "connected": p.connected} for p in room.admitted],
+            "recording": room.recording.public(),
+        },
+        strict=False,
+    )
+
+
+async def list_rooms(request: web.Request) -> web.Response:
+    query = read_query(request, ListRoomsQuery)
+    # One more than the page: whether there is a next page is known without another read.
+    rooms = await request.app[SERVICE].store.list_rooms(query.after, query.limit + 1)
+    page = rooms[: query.limit]
+    more = len(rooms) > query.limit
+    return json_response(
+        RoomPage(rooms=[room_view(r) for r in page], next=page[-1].id if more else None)
+    )
 
 
 async def get_room(request: web.Request) -> web.Response:
     room = await request.app[SERVICE].store.get(_room_id(request))
     if room is None:
         raise NotFound("No such room.")
-    return web.json_response(room_view(room))
+    return json_response(room_view(room))
 
 
 async def delete_room(request: web.Request) -> web.Response:
@@ -222,8 +234,67 @@ async def delete_room(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_post(f"{API_PREFIX}/rooms", create_room)
-    app.router.add_get(f"{API_PREFIX}/rooms/{{room_id}}", get_room)
-    app.router.add_delete(f"{API_PREFIX}/rooms/{{room_id}}", delete_room)
-    app.router.add_post(f"{API_PREFIX}/rooms/{{room_id}}/links", create_link)
+OPERATIONS = (
+    Operation(
+        "POST",
+        f"{API_PREFIX}/rooms",
+        create_room,
+        "Create a room and a link for its therapist and one for its client.",
+        "createRoom",
+        body=CreateRoom,
+        status=201,
+        response=RoomCreated,
+    ),
+    Operation(
+        "GET",
+        f"{API_PREFIX}/rooms",
+        list_rooms,
+        "List rooms in order of id, a page at a time.",
+        "listRooms",
+        query=ListRoomsQuery,
+        response=RoomPage,
+    ),
+    Operation(
+        "GET",
+        f"{API_PREFIX}/rooms/{{room_id}}",
+        get_room,
+        "A room: its settings, who waits, who is in it, its recording state.",
+        "getRoom",
+        params=(ROOM_ID,),
+        response=RoomView,
+        errors=(404,),
+    ),
+    Operation(
+        "DELETE",
+        f"{API_PREFIX}/rooms/{{room_id}}",
+        delete_room,
+        "End the room's session for everyone in it.",
+        "endRoom",
+        params=(ROOM_ID,),
+        status=204,
+        errors=(404,),
+    ),
+    Operation(
+        "POST",
+        f"{API_PREFIX}/rooms/{{room_id}}/links",
+        create_link,
+        "Mint another link for a room that has not ended.",
+        "createLink",
+        params=(ROOM_ID,),
+        body=CreateLink,
+        status=201,
+        response=LinkCreated,
+        errors=(404,),
+    ),
+)
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    return web.json_response(request.app[OPENAPI])
+
+
+def add_routes(app: web.Application, operations: Iterable[Operation]) -> None:
+    """The rooms routes, and the OpenAPI document of every operation in `operations`."""
+    add_operations(app, OPERATIONS)
+    app[OPENAPI] = document((*OPERATIONS, *operations), version=version("sessionroom"))
+    app.router.add_get(OPENAPI_PATH, openapi_document)

@@ -17,6 +17,7 @@ from recordings.service import RECOVER_QUIET_SECONDS, RecordingService
 from recordings.storage import LEDGER_FILE, RecordingStorage
 from signaling import api, ops, webpage
 from signaling.appkeys import (
+    CLIENT_LIMITS,
     CONNECTIONS,
     LIFECYCLE,
     METRICS,
@@ -27,9 +28,11 @@ from signaling.appkeys import (
     Lifecycle,
 )
 from signaling.backends import make_backends
+from signaling.client_limits import ClientLimits
 from signaling.config import Settings
 from signaling.liveness import liveness, take_over_own_leftovers
 from signaling.metrics import Metrics
+from signaling.openapi import API_PREFIX
 from signaling.rooms import RoomService
 from signaling.tokens import KeyRing
 from signaling.ws import websocket_handler
@@ -41,10 +44,21 @@ HOUSEKEEPING_INTERVAL = 600.0
 
 
 def create_app(settings: Settings, keys: KeyRing) -> web.Application:
-    app = web.Application(middlewares=[webpage.security_headers, api.api_errors, api.api_key_auth])
+    metrics = Metrics()
+    limits = ClientLimits.from_settings(settings, metrics)
+    app = web.Application(
+        middlewares=[
+            webpage.security_headers,
+            # Before the API key is checked: key guessing counts against the budget too.
+            limits.rest_middleware(API_PREFIX),
+            api.api_errors,
+            api.api_key_auth,
+        ]
+    )
     store, bus = make_backends(settings)
     app[SETTINGS] = settings
-    app[METRICS] = Metrics()
+    app[METRICS] = metrics
+    app[CLIENT_LIMITS] = limits
     app[CONNECTIONS] = set()
     app[LIFECYCLE] = Lifecycle()
     storage = RecordingStorage(
@@ -74,9 +88,10 @@ def create_app(settings: Settings, keys: KeyRing) -> web.Application:
         bus.on_node_message(service.recordings.node_message)
         bus.on_node_message(service.node_message)
     app.router.add_get("/ws", websocket_handler)
-    api.add_routes(app)
+    api.add_routes(app, recordings_api.OPERATIONS)
     recordings_api.add_routes(app)
-    ops.add_routes(app)
+    # With a listener of its own (ops.metrics_app), /metrics is not on this one.
+    ops.add_routes(app, with_metrics=not settings.metrics_port)
     webpage.add_routes(app)
     app.cleanup_ctx.append(_backends)
     app.cleanup_ctx.append(_housekeeping)
@@ -106,9 +121,10 @@ async def _housekeeping(app: web.Application) -> AsyncIterator[None]:
         service, settings = app[SERVICE], app[SETTINGS]
         while True:
             await asyncio.sleep(HOUSEKEEPING_INTERVAL)
-            cutoff = service.clock() - settings.room_retention_seconds
+            now = service.clock()
+            cutoff = now - settings.room_retention_seconds
             try:
-                await service.store.purge(ended_before=cutoff, idle_before=cutoff)
+                await service.store.purge(ended_before=cutoff, idle_before=cutoff, now=now)
                 if service.recordings is not None:
                     # A node that died mid-recording left parts: close them here.
                     await service.recordings.recover(service.recording_is_live)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from recordings.storage import RecordingStorage
+from signaling.client_limits import ClientLimits
 from signaling.config import Settings
 from signaling.metrics import Metrics
 from signaling.rooms import RoomService
@@ -32,3 +33,6 @@ METRICS = web.AppKey("metrics", Metrics)
 CONNECTIONS = web.AppKey("connections", set[Closable])
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 RECORDINGS = web.AppKey("recordings", RecordingStorage)
+CLIENT_LIMITS = web.AppKey("client_limits", ClientLimits)
+# The REST API's OpenAPI document, built once at start.
+OPENAPI = web.AppKey("openapi", dict[str, Any])

@@ -21,12 +21,12 @@ from aiohttp import web
 from recordings.ledger import FileLedger
 from recordings.storage import LEDGER_FILE, RecordingStorage
 from recordings.verify import verify, when
-from signaling import logs
+from signaling import logs, ops
 from signaling.app import create_app
 from signaling.appkeys import SERVICE, SETTINGS
 from signaling.config import Settings, add_arguments, settings_from
 from signaling.errors import SessionroomError
-from signaling.model import RecordingMode, Role, RoomSettings
+from signaling.model import Permission, RecordingMode, Role, RoomSettings
 from signaling.rooms import link_url
 from signaling.secret_file import ResolvedSecret, key_ring, resolve_secret
 
@@ -48,6 +48,15 @@ def parse_time(text: str) -> float:
         return datetime.fromisoformat(text).timestamp()
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+
+
+def _permissions(text: str) -> frozenset[Permission]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    try:
+        return frozenset(Permission(n) for n in names)
+    except ValueError:
+        known = ", ".join(p.value for p in Permission)
+        raise argparse.ArgumentTypeError(f"permissions are some of: {known}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     link.add_argument("--max-clients", type=int, default=1, help="1 to 3, for a new room")
     link.add_argument("--waiting-room", choices=["on", "off"], default="on")
     link.add_argument("--recording", choices=[m.value for m in RecordingMode], default="off")
+    link.add_argument("--sub", help="the practice's own id for this person (default: random)")
+    link.add_argument(
+        "--permissions",
+        type=_permissions,
+        help="fewer permissions than the role's, comma-separated (e.g. chat for a chat-only "
+        "client; a therapist's without record)",
+    )
 
     recordings = sub.add_parser("recordings", help="list recordings, or verify one")
     what = recordings.add_subparsers(dest="recordings_command", required=True)
@@ -116,6 +132,8 @@ def mint(settings: Settings, args: argparse.Namespace) -> int:
         name=args.name,
         not_before=start,
         expires=start + int(args.valid_for),
+        identity=args.sub,
+        permissions=args.permissions,
         room_settings=RoomSettings(
             max_clients=args.max_clients,
             waiting_room=args.waiting_room == "on",
@@ -174,8 +192,15 @@ def serve(settings: Settings, *, demo: bool) -> int:
 async def _serve(app: web.Application, settings: Settings, *, demo: bool) -> None:
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
     await runner.setup()
+    metrics_runner: web.AppRunner | None = None
     try:
         await web.TCPSite(runner, settings.host, settings.port).start()
+        if settings.metrics_port:
+            metrics_runner = web.AppRunner(ops.metrics_app(app), access_log=None)
+            await metrics_runner.setup()
+            host, port = settings.metrics_host, settings.metrics_port
+            await web.TCPSite(metrics_runner, host, port).start()
+            print(f"Metrics are at http://{host}:{port}/metrics", flush=True)
         # Only now is the port open, so the links printed below work when they appear.
         print(f"Sessionroom is listening on http://{settings.host}:{settings.port}", flush=True)
         if not settings.api_keys:
@@ -191,22 +216,24 @@ async def _serve(app: web.Application, settings: Settings, *, demo: bool) -> Non
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
     finally:
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
         # Tells every socket `server_shutdown`, then stops the background tasks.
         await runner.cleanup()
 
 
 async def _print_demo_links(app: web.Application) -> None:
     service = app[SERVICE]
-    room = await service.create_room(RoomSettings(recording=RecordingMode.CONSENT))
-    therapist = service.link(
-        room.id, Role.THERAPIST, "Therapist", valid_for=DEMO_VALID_FOR, settings=room.settings
+    settings = RoomSettings(recording=RecordingMode.CONSENT)
+    room_id = service.new_room_id()
+    therapist, client = (
+        service.link(room_id, role, name, valid_for=DEMO_VALID_FOR, settings=settings)
+        for role, name in ((Role.THERAPIST, "Therapist"), (Role.CLIENT, "Client"))
     )
-    client = service.link(
-        room.id, Role.CLIENT, "Client", valid_for=DEMO_VALID_FOR, settings=room.settings
-    )
+    room = await service.create_room(settings, room_id=room_id, expires_at=client.expires)
     print(f"Demo room {room.id} (links valid for 8 hours):", flush=True)
-    print(f"  therapist link: {therapist}", flush=True)
-    print(f"  client link:    {client}", flush=True)
+    print(f"  therapist link: {therapist.url}", flush=True)
+    print(f"  client link:    {client.url}", flush=True)
     where = app[SETTINGS].recordings_path
     print(f"Recordings, made only when everyone says yes, go to {where}", flush=True)
 

@@ -4,6 +4,7 @@ variable (SESSIONROOM_*), so the two can never drift apart."""
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import secrets
 from collections.abc import Callable, Mapping
@@ -14,6 +15,14 @@ from typing import Any
 from media.ice import IceServer, parse_ice_urls
 from media.turn import TurnConfig, check_turn_url, parse_turn_urls
 from signaling.errors import ConfigError
+
+# An API key or metrics token shorter than this is refused at start: a key is the whole of
+# the practice's access to the API, so it must not be guessable (32 characters of
+# token_urlsafe carry 192 bits).
+MIN_KEY_CHARS = 32
+MAKE_A_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def _default_state_dir() -> Path:
@@ -27,9 +36,10 @@ class Settings:
     port: int = 8080
     # Where links point; defaults to http://host:port.
     base_url: str = ""
-    secret: str = ""
-    previous_secrets: tuple[str, ...] = ()
-    api_keys: tuple[str, ...] = ()
+    # Secrets stay out of repr(), and so out of any log line or traceback that shows one.
+    secret: str = field(default="", repr=False)
+    previous_secrets: tuple[str, ...] = field(default=(), repr=False)
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
     state_dir: Path = field(default_factory=_default_state_dir)
     grace_seconds: float = 30.0
     join_timeout_seconds: float = 10.0
@@ -55,6 +65,19 @@ class Settings:
     turn_urls: tuple[str, ...] = ()
     turn_secret: str = field(default="", repr=False)
     turn_ttl_seconds: float = 12 * 3600.0
+    # Limits per client address (0 turns each off). A clinic behind one NAT shares one
+    # address: 50 sockets is a few dozen therapists at once, each with a reconnect in
+    # flight, and the REST budget (a burst of 100, then 20 a second) outlasts a booking
+    # system that creates a day's rooms at once, while a flood from one address stops there.
+    max_sockets_per_address: int = 50
+    api_rate_burst: int = 100
+    api_rate_per_second: float = 20.0
+    # Proxies whose X-Forwarded-For is believed (IPs or CIDRs); none: the peer's address.
+    trusted_proxies: tuple[Network, ...] = ()
+    # /metrics on a listener of its own (0: on the main listener), and/or behind a token.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
+    metrics_token: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -77,6 +100,29 @@ class Settings:
             raise ConfigError("turn_ttl_seconds must be positive.")
         if self.recordings_retention_days < 0:
             raise ConfigError("recordings retention must be 0 (keep) or a number of days.")
+        for n, key in enumerate(self.api_keys, 1):
+            if len(key) < MIN_KEY_CHARS:
+                # Which key and how long, never the key itself.
+                raise ConfigError(
+                    f"SESSIONROOM_API_KEYS: API key {n} of {len(self.api_keys)} has "
+                    f"{len(key)} characters; each needs at least {MIN_KEY_CHARS}. "
+                    f"Make one with: {MAKE_A_KEY}"
+                )
+        if self.metrics_token and len(self.metrics_token) < MIN_KEY_CHARS:
+            raise ConfigError(
+                f"SESSIONROOM_METRICS_TOKEN has {len(self.metrics_token)} characters; it needs "
+                f"at least {MIN_KEY_CHARS}. Make one with: {MAKE_A_KEY}"
+            )
+        if self.max_sockets_per_address < 0:
+            raise ConfigError("max_sockets_per_address must be 0 (no cap) or more.")
+        if self.api_rate_per_second < 0:
+            raise ConfigError("api_rate_per_second must be 0 (no limit) or more.")
+        if self.api_rate_per_second > 0 and self.api_rate_burst < 1:
+            raise ConfigError("api_rate_burst must be at least 1.")
+        if not 0 <= self.metrics_port < 65536:
+            raise ConfigError("metrics_port must be 0 (the main listener) or a port number.")
+        if self.metrics_port == self.port:
+            raise ConfigError("metrics_port must differ from port.")
 
     @property
     def turn(self) -> TurnConfig | None:
@@ -104,6 +150,12 @@ def _flag(value: str) -> bool:
 
 def _csv(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def _networks(value: str) -> tuple[Network, ...]:
+    """'10.0.0.5, 172.30.80.0/24, fd00::/8' -> networks; host bits set is an error, since
+    it usually means a mistyped range."""
+    return tuple(ipaddress.ip_network(v) for v in _csv(value))
 
 
 @dataclass(frozen=True)
@@ -159,6 +211,33 @@ OPTIONS: tuple[Option, ...] = (
         _flag,
         env_only=True,
     ),
+    Option(
+        "max_sockets_per_address",
+        "--max-sockets-per-address",
+        "open WebSockets allowed per client address (0: no cap)",
+        int,
+    ),
+    Option("api_rate_burst", "--api-rate-burst", "REST calls per client address in a burst", int),
+    Option(
+        "api_rate_per_second",
+        "--api-rate-per-second",
+        "sustained REST calls per client address (0: no limit)",
+        float,
+    ),
+    Option(
+        "trusted_proxies",
+        "--trusted-proxies",
+        "proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For names the client",
+        _networks,
+    ),
+    Option("metrics_host", "--metrics-host", "address of the /metrics listener"),
+    Option(
+        "metrics_port",
+        "--metrics-port",
+        "serve /metrics on this port only, not on the main listener (0: main listener)",
+        int,
+    ),
+    Option("metrics_token", "", "bearer token that /metrics requires", env_only=True),
 )
 
 

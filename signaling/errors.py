@@ -140,6 +140,17 @@ class RateLimited(SessionroomError):
     default_message = "Too many messages; slow down."
 
 
+class TooManyConnections(SessionroomError):
+    """A socket past the cap on open sockets per client address: refused at once."""
+
+    code = "too_many_connections"
+    http_status = 429
+    closes = True
+    default_message = (
+        "Too many connections from your network are open; close another tab or try again shortly."
+    )
+
+
 class ServiceUnavailable(SessionroomError):
     """The shared store is briefly out of reach. A `join` refused this way closes the
     socket (it never joined); any other message is refused and the socket stays."""

@@ -25,6 +25,8 @@ FIELDS = (
     "request",
     "granted",
     "file",
+    # A client address (or IPv6 /64), only on the rare line about a refused flood.
+    "address",
 )
 
 

@@ -35,7 +35,7 @@ class MemoryRoomStore:
             participants=sum(len(r.participants) for r in live),
         )
 
-    async def purge(self, ended_before: float, idle_before: float) -> int:
+    async def purge(self, ended_before: float, idle_before: float, now: float) -> int:
         gone = [
             room_id
             for room_id, room in self._rooms.items()
@@ -45,11 +45,16 @@ class MemoryRoomStore:
                 and not room.ended
                 and self._empty_since.get(room_id, float("inf")) < idle_before
             )
+            or room.unused_after(now)
         ]
         for room_id in gone:
             del self._rooms[room_id]
             self._empty_since.pop(room_id, None)
         return len(gone)
+
+    async def list_rooms(self, after: str | None, limit: int) -> list[RoomState]:
+        ids = sorted(i for i in self._rooms if after is None or i > after)
+        return [self._rooms[i] for i in ids[:limit]]
 
     async def rooms_of_node(self, node: str) -> list[str]:
         return sorted(

@@ -128,6 +128,9 @@ class Participant:
     connected: bool = True
     disconnected_at: float | None = None
     waiting_since: float | None = None
+    # Whether this participant's link may `signal`, i.e. takes part in audio and video.
+    # False for a chat-only link: the others make no peer connection to it.
+    media: bool = True
 
     @property
     def in_room(self) -> bool:
@@ -148,6 +151,7 @@ class Participant:
             "connected": self.connected,
             "disconnected_at": self.disconnected_at,
             "waiting_since": self.waiting_since,
+            "media": self.media,
         }
 
     @classmethod
@@ -166,11 +170,29 @@ class Participant:
             connected=data["connected"],
             disconnected_at=data["disconnected_at"],
             waiting_since=data["waiting_since"],
+            # Rooms stored before `media` existed: everyone then took part in media.
+            media=data.get("media", True),
         )
 
+    def waiting_entry(self) -> dict[str, Any]:
+        """How a therapist's lobby (and the REST room view) shows one who waits."""
+        return {
+            "id": self.id,
+            "name": self.display_name,
+            "since": self.waiting_since,
+            "connected": self.connected,
+            "media": self.media,
+        }
+
     def public(self) -> dict[str, Any]:
-        """What other participants may see of this one."""
-        return {"id": self.id, "role": str(self.role), "name": self.display_name}
+        """What other participants may see of this one (`joined`, `admitted`, `peer_joined`,
+        the REST room view): and whether it takes part in audio and video (`media`)."""
+        return {
+            "id": self.id,
+            "role": str(self.role),
+            "name": self.display_name,
+            "media": self.media,
+        }
 
 
 @dataclass(frozen=True)
@@ -186,6 +208,9 @@ class RoomState:
     # when it happened learns of it on resuming instead of queueing again.
     denied: tuple[tuple[str, str], ...] = ()
     recording: Gate = field(default_factory=Gate)
+    # When the last link minted for this room through the API expires: an API room that
+    # nobody is in is forgotten after that (nobody can enter it any more).
+    expires_at: float | None = None
 
     @property
     def ended(self) -> bool:
@@ -242,6 +267,7 @@ class RoomState:
             "denied": [list(d) for d in self.denied],
             "ended_at": self.ended_at,
             "recording": self.recording.to_dict(),
+            "expires_at": self.expires_at,
         }
 
     @classmethod
@@ -256,4 +282,14 @@ class RoomState:
             denied=tuple((d[0], d[1]) for d in data.get("denied", ())),
             ended_at=data["ended_at"],
             recording=Gate.from_dict(data.get("recording")),
+            expires_at=data.get("expires_at"),
+        )
+
+    def unused_after(self, now: float) -> bool:
+        """An API room whose links have all expired, with nobody in it."""
+        return (
+            self.expires_at is not None
+            and self.expires_at < now
+            and not self.ended
+            and not self.participants
         )

@@ -17,6 +17,9 @@ MAX_CHAT_CHARS = 2000
 MAX_NOTICE_CHARS = 500
 MAX_ID_CHARS = 64
 MAX_SDP_CHARS = 32 * 1024
+# Deeper than any message of the protocol needs (a signal's data is 3 levels deep): a bound
+# keeps pathological nesting out of everything that later walks or re-encodes a message.
+MAX_DEPTH = 16
 
 
 @dataclass(frozen=True)
@@ -139,7 +142,9 @@ def _join(msg: dict[str, Any]) -> Join:
     if not isinstance(token, str) or not token:
         raise BadMessage("'token' must be the link token.")
     resume = msg.get("resume")
-    if resume is not None and (not isinstance(resume, str) or len(resume) > 200):
+    if resume is not None and (
+        not isinstance(resume, str) or len(resume) > 200 or not resume.isascii()
+    ):
         raise BadMessage("'resume' must be the resume token from 'joined'.")
     return Join(token=token, resume=resume or None)
 
@@ -195,11 +200,40 @@ _PARSERS: dict[str, Callable[[dict[str, Any]], Inbound]] = {
 }
 
 
-def parse(text: str) -> Inbound:
+def _no_constant(name: str) -> Any:
+    raise BadMessage(f"'{name}' is not a JSON number.")
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether `value` nests containers deeper than MAX_DEPTH (iterative: no recursion)."""
+    level: list[Any] = [value]
+    for _ in range(MAX_DEPTH):
+        level = [
+            child
+            for node in level
+            if isinstance(node, dict | list)
+            for child in (node.values() if isinstance(node, dict) else node)
+        ]
+        if not level:
+            return False
+    return any(isinstance(node, dict | list) for node in level)
+
+
+def loads(text: str) -> Any:
+    """Strict JSON: no NaN or Infinity, at most MAX_DEPTH levels deep."""
     try:
-        msg = json.loads(text)
+        value = json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise BadMessage(f"A message may nest at most {MAX_DEPTH} levels deep.") from None
     except ValueError:
         raise BadMessage("The message is not valid JSON.") from None
+    if _too_deep(value):
+        raise BadMessage(f"A message may nest at most {MAX_DEPTH} levels deep.")
+    return value
+
+
+def parse(text: str) -> Inbound:
+    msg = loads(text)
     if not isinstance(msg, dict):
         raise BadMessage("A message must be a JSON object.")
     kind = msg.get("type")

@@ -1,4 +1,4 @@
-"""A token bucket per socket: a burst, then a steady rate."""
+"""A token bucket: a burst, then a steady rate (per socket, and per client address)."""
 
 from __future__ import annotations
 
@@ -24,3 +24,13 @@ class TokenBucket:
             self._tokens -= 1.0
             return True
         return False
+
+    def retry_after(self) -> float:
+        """Seconds until `take` would succeed: 0 when it would now."""
+        tokens = self._tokens + (self._clock() - self._last) * self._rate
+        return max(0.0, (1.0 - tokens) / self._rate)
+
+    def idle_seconds(self) -> float:
+        """Seconds since the last `take`; after burst / per_second the bucket is full again,
+        the same as a new one."""
+        return self._clock() - self._last

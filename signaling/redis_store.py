@@ -3,7 +3,8 @@
 Each room is one JSON value under `<prefix>:room:<id>`, changed with WATCH/MULTI: the pure
 mutation runs on what was read and is written only if nobody wrote in between, else it
 runs again on the newer room. Every write renews the key's expiry, so a room that nobody
-touches for the retention period disappears by itself.
+touches for the retention period (or, for an API room, for that long after its last link
+expires) disappears by itself.
 
 For each node, `<prefix>:noderooms:<node>` lists the rooms where it held sockets, so that
 when a node dies another can find its participants (signaling/liveness.py).
@@ -12,6 +13,7 @@ when a node dies another can find its participants (signaling/liveness.py).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -68,7 +70,7 @@ class RedisRoomStore:
                         if new is None or new is current:
                             return result  # leaving the block resets the WATCH
                         pipe.multi()  # type: ignore[no-untyped-call]
-                        pipe.set(key, json.dumps(new.to_dict()), px=self._ttl_ms)
+                        pipe.set(key, json.dumps(new.to_dict()), px=self._key_ttl_ms(new))
                         pipe.sadd(self._index, room_id)
                         for node in {p.node for p in new.participants if p.connected}:
                             pipe.sadd(self.node_rooms_key(node), room_id)
@@ -79,10 +81,33 @@ class RedisRoomStore:
                         continue  # someone else wrote this room: run the mutation again
         raise ServiceUnavailable("The room is too busy right now; try again.")
 
+    def _key_ttl_ms(self, room: RoomState) -> int:
+        # An API room is kept while its links can still open it, whatever the retention.
+        if room.expires_at is None:
+            return self._ttl_ms
+        return self._ttl_ms + max(0, int((room.expires_at - time.time()) * 1000))
+
+    async def list_rooms(self, after: str | None, limit: int) -> list[RoomState]:
+        async with unavailable_on_redis_errors():
+            ids = sorted(
+                i
+                for i in (_text(m) for m in await self._redis.smembers(self._index))
+                if after is None or i > after
+            )
+            rooms: list[RoomState] = []
+            step = min(SCAN_CHUNK, limit)
+            for start in range(0, len(ids), step):
+                chunk = ids[start : start + step]
+                values = await self._redis.mget([self._key(i) for i in chunk])
+                rooms += [r for r in map(_decode, values) if r is not None]
+                if len(rooms) >= limit:
+                    break
+        return rooms[:limit]
+
     async def rooms_of_node(self, node: str) -> list[str]:
         async with unavailable_on_redis_errors():
             members = await self._redis.smembers(self.node_rooms_key(node))
-        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+        return sorted(_text(m) for m in members)
 
     async def forget_node(self, node: str, room_ids: list[str]) -> None:
         async with unavailable_on_redis_errors():
@@ -91,10 +116,7 @@ class RedisRoomStore:
 
     async def _all(self) -> list[tuple[str, RoomState | None]]:
         async with unavailable_on_redis_errors():
-            ids = sorted(
-                m.decode() if isinstance(m, bytes) else str(m)
-                for m in await self._redis.smembers(self._index)
-            )
+            ids = sorted(_text(m) for m in await self._redis.smembers(self._index))
             out: list[tuple[str, RoomState | None]] = []
             for start in range(0, len(ids), SCAN_CHUNK):
                 chunk = ids[start : start + SCAN_CHUNK]
@@ -113,7 +135,7 @@ class RedisRoomStore:
             participants=sum(len(r.participants) for r in live),
         )
 
-    async def purge(self, ended_before: float, idle_before: float) -> int:
+    async def purge(self, ended_before: float, idle_before: float, now: float) -> int:
         gone = [
             room_id
             for room_id, room in await self._all()
@@ -126,6 +148,7 @@ class RedisRoomStore:
                     and not room.participants
                     and room.created_at < idle_before
                 )
+                or room.unused_after(now)
             )
         ]
         async with unavailable_on_redis_errors():
@@ -140,6 +163,10 @@ class RedisRoomStore:
 
     async def close(self) -> None:
         return None  # the client is shared with the bus, which closes it
+
+
+def _text(member: bytes | str) -> str:
+    return member.decode() if isinstance(member, bytes) else str(member)
 
 
 def _decode(raw: bytes | str | None) -> RoomState | None:

@@ -86,6 +86,12 @@ class Session:
 
 
 @dataclass(frozen=True)
+class MintedLink:
+    url: str
+    expires: int  # unix time
+
+
+@dataclass(frozen=True)
 class Joined:
     session: Session
     message: dict[str, Any]
@@ -94,15 +100,7 @@ class Joined:
 def _lobby(room: RoomState) -> dict[str, Any]:
     return {
         "type": "lobby",
-        "waiting": [
-            {
-                "id": p.id,
-                "name": p.display_name,
-                "since": p.waiting_since,
-                "connected": p.connected,
-            }
-            for p in room.waiting
-        ],
+        "waiting": [p.waiting_entry() for p in room.waiting],
     }
 
 
@@ -148,31 +146,65 @@ class RoomService:
         valid_for: float,
         not_before: float | None = None,
         settings: RoomSettings | None = None,
-    ) -> str:
+        identity: str | None = None,
+        permissions: frozenset[Permission] | None = None,
+    ) -> MintedLink:
         start = int(not_before if not_before is not None else self.clock())
+        expires = start + int(valid_for)
         token = self.keys.mint(
             room=room_id,
             role=role,
             name=name,
             not_before=start,
-            expires=start + int(valid_for),
+            expires=expires,
+            identity=identity,
             room_settings=settings,
+            permissions=permissions,
         )
-        return link_url(self._public_url, token)
+        return MintedLink(url=link_url(self._public_url, token), expires=expires)
 
-    async def create_room(self, settings: RoomSettings) -> RoomState:
-        room_id = secrets.token_urlsafe(12)
+    @staticmethod
+    def new_room_id() -> str:
+        return secrets.token_urlsafe(12)
+
+    async def create_room(
+        self, settings: RoomSettings, *, room_id: str | None = None, expires_at: float | None = None
+    ) -> RoomState:
+        """A room made by the practice (API, demo); `expires_at` is when its last link
+        expires, after which it is forgotten if nobody is in it."""
+        room_id = room_id or self.new_room_id()
         now = self.clock()
 
         def create(current: RoomState | None) -> tuple[RoomState | None, RoomState]:
             if current is not None:
                 raise Conflict("A room with that id exists.")
-            room = RoomState(id=room_id, settings=settings, created_at=now, origin="api")
+            room = RoomState(
+                id=room_id, settings=settings, created_at=now, origin="api", expires_at=expires_at
+            )
             return room, room
 
         room = await self.store.update(room_id, create)
         log.info("room created", extra={"room": room_id})
         return room
+
+    async def room_for_link(self, room_id: str) -> RoomState:
+        """The open room a new API link is for; NotFound if it is gone or ended."""
+        room = await self.store.get(room_id)
+        if room is None or room.ended:
+            raise NotFound("No such room.")
+        return room
+
+    async def keep_room_until(self, room_id: str, expires_at: float) -> None:
+        """A new link for the room expires at `expires_at`: keep the room until then."""
+
+        def extend(current: RoomState | None) -> tuple[RoomState | None, None]:
+            if current is None or current.ended:
+                raise NotFound("No such room.")
+            if current.expires_at is None or current.expires_at >= expires_at:
+                return None, None
+            return replace(current, expires_at=expires_at), None
+
+        await self.store.update(room_id, extend)
 
     async def end_room(self, room_id: str, by: str | None = None) -> None:
         async with self._serial.hold(room_id):
@@ -217,6 +249,7 @@ class RoomService:
                 resume_hash=secret_hash,
                 joined_at=now,
                 node=node,
+                media=claims.may(Permission.SIGNAL),
             )
             resume_id, resume_secret = split_resume_token(resume) if resume else ("", "")
 
@@ -783,6 +816,11 @@ class RoomService:
             raise RoomEnded()
         me = room.participant(s.participant_id)
         if me is None:
+            denial = dict(room.denied).get(s.participant_id)
+            if denial is not None:
+                # Turned away on another node, its `denied` still on the way over the bus:
+                # the refusal a resume would get, not a lost state (found by bench/fuzz.py).
+                raise Denied(denial or None)
             # Likewise a room opened afresh by someone else after such a loss: it has never
             # heard of this socket's participant.
             raise StateLost()

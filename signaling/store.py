@@ -34,9 +34,14 @@ class RoomStore(Protocol):
 
     async def stats(self) -> StoreStats: ...
 
-    async def purge(self, ended_before: float, idle_before: float) -> int:
-        """Forget rooms ended before `ended_before`, and rooms opened by a link that have
-        had nobody in them since before `idle_before`. Returns how many went."""
+    async def purge(self, ended_before: float, idle_before: float, now: float) -> int:
+        """Forget rooms ended before `ended_before`, rooms opened by a link that have had
+        nobody in them since before `idle_before`, and empty API rooms whose last link
+        expired before `now`. Returns how many went."""
+        ...
+
+    async def list_rooms(self, after: str | None, limit: int) -> list[RoomState]:
+        """Up to `limit` rooms in order of id, those after `after` (a page of a listing)."""
         ...
 
     async def rooms_of_node(self, node: str) -> list[str]:

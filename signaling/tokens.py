@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
+import re
 import secrets
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +28,11 @@ MIN_SECRET_BYTES = 32
 ISSUER = "sessionroom"
 # Clock skew tolerated between the practice's server that mints links and this one.
 LEEWAY_SECONDS = 10
+# The longest a link may be valid, from `nbf` to `exp`: minted or verified.
+MAX_VALID_FOR = 30 * 24 * 3600
+MAX_IDENTITY_CHARS = 128
+# The practice's own id for a participant (`sub`): printable ASCII without spaces.
+IDENTITY_RE = re.compile(rf"^[\x21-\x7e]{{1,{MAX_IDENTITY_CHARS}}}$")
 
 
 def key_id(secret: bytes) -> str:
@@ -81,6 +89,10 @@ class KeyRing:
             raise BadMessage("A room id is 1 to 64 letters, digits, '-' or '_'.")
         if expires <= not_before:
             raise BadMessage("A link must expire after it becomes valid.")
+        if expires - not_before > MAX_VALID_FOR:
+            raise BadMessage("A link may be valid for at most 30 days.")
+        if identity is not None and not IDENTITY_RE.fullmatch(identity):
+            raise BadMessage("A participant's id is 1 to 128 printable characters, no spaces.")
         perms = ROLE_PERMISSIONS[role] if permissions is None else frozenset(permissions)
         if not perms <= ROLE_PERMISSIONS[role]:
             raise BadMessage(f"A {role} link cannot carry those permissions.")
@@ -104,7 +116,8 @@ class KeyRing:
         )
 
     def verify(self, token: object) -> LinkClaims:
-        if not isinstance(token, str) or not token or len(token) > 8192:
+        # A JWT is ASCII; anything else (a lone surrogate, say) could not even be encoded.
+        if not isinstance(token, str) or not token or len(token) > 8192 or not token.isascii():
             raise InvalidToken()
         try:
             header = jwt.get_unverified_header(token)
@@ -119,19 +132,38 @@ class KeyRing:
                 secret,
                 algorithms=["HS256"],
                 issuer=ISSUER,
-                leeway=LEEWAY_SECONDS,
-                options={"require": ["room", "role", "sub", "name", "nbf", "exp", "jti", "iss"]},
+                # The window is checked below, once its claims are known to be numbers.
+                options={
+                    "require": ["room", "role", "sub", "name", "nbf", "exp", "jti", "iss"],
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                },
             )
-        except jwt.ExpiredSignatureError:
-            raise TokenExpired() from None
-        except jwt.ImmatureSignatureError:
-            raise TokenNotYetValid() from None
         except jwt.PyJWTError:
             raise InvalidToken() from None
-        return _claims_from(claims)
+        link = _claims_from(claims)
+        now = time.time()
+        if link.expires <= now - LEEWAY_SECONDS:
+            raise TokenExpired()
+        if link.not_before > now + LEEWAY_SECONDS:
+            raise TokenNotYetValid()
+        return link
+
+
+def _time(value: object) -> int:
+    """A NumericDate as a whole number of seconds; text, booleans and non-finite numbers
+    are not dates (pyjwt itself would read "1700000000" as one)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidToken()
+    if not math.isfinite(value):
+        raise InvalidToken()
+    return int(value)
 
 
 def _claims_from(claims: dict[str, Any]) -> LinkClaims:
+    not_before, expires = _time(claims["nbf"]), _time(claims["exp"])
+    if expires - not_before > MAX_VALID_FOR:
+        raise InvalidToken()
     try:
         role = Role(claims["role"])
         room = claims["room"]
@@ -141,15 +173,15 @@ def _claims_from(claims: dict[str, Any]) -> LinkClaims:
         if not perms <= ROLE_PERMISSIONS[role]:
             raise InvalidToken()
         identity = claims["sub"]
-        if not isinstance(identity, str) or not 1 <= len(identity) <= 128:
+        if not isinstance(identity, str) or not IDENTITY_RE.fullmatch(identity):
             raise InvalidToken()
         return LinkClaims(
             room=room,
             role=role,
             identity=identity,
             name=clean_display_name(claims["name"]),
-            not_before=int(claims["nbf"]),
-            expires=int(claims["exp"]),
+            not_before=not_before,
+            expires=expires,
             link_id=str(claims["jti"]),
             permissions=perms,
             room_settings=RoomSettings.from_dict(claims.get("settings")),

@@ -4,11 +4,16 @@ microphone for this origin only."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from importlib.resources import files
 from pathlib import Path
 
 from aiohttp import web
+
+from signaling.errors import SessionroomError
+
+log = logging.getLogger("sessionroom.http")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -53,6 +58,15 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as e:
         e.headers.update(SECURITY_HEADERS)
         raise
+    except Exception:
+        # Answered here rather than by aiohttp's default page, so that a 500 carries the
+        # same headers, and the same JSON shape, as every other response.
+        log.exception("request failed")
+        response = web.json_response(
+            {"code": SessionroomError.code, "message": SessionroomError.default_message},
+            status=500,
+            headers={"Cache-Control": "no-store"},
+        )
     if not response.prepared:  # a WebSocket has already sent its headers
         response.headers.update(SECURITY_HEADERS)
     return response

@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from signaling import protocol
-from signaling.appkeys import CONNECTIONS, METRICS, SERVICE, SETTINGS
+from signaling.appkeys import CLIENT_LIMITS, CONNECTIONS, METRICS, SERVICE, SETTINGS
 from signaling.bus import Envelope
 from signaling.errors import (
     BadMessage,
@@ -25,6 +25,7 @@ from signaling.errors import (
     NotAllowed,
     RateLimited,
     SessionroomError,
+    TooManyConnections,
 )
 from signaling.ratelimit import TokenBucket
 from signaling.rooms import Session
@@ -53,6 +54,7 @@ class Connection:
         self._bucket = TokenBucket(self.settings.rate_burst, self.settings.rate_per_second)
         self._left = False
         self._closing = False  # a refusal that ends the socket is on its way out
+        self._logged_codes: set[str] = set()
 
     # ---- lifecycle ----
 
@@ -101,6 +103,9 @@ class Connection:
 
     async def _refuse(self, error: SessionroomError) -> None:
         self.metrics.errors[error.code] += 1
+        # Refused before `join`: counted in /metrics; a log line per socket would let anyone
+        # who can open sockets write to the disk.
+        log.debug("socket refused", extra={"code": error.code})
         if not self.ws.closed:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await self.ws.send_str(json.dumps(protocol.error_message(error)))
@@ -170,7 +175,9 @@ class Connection:
                     )
                     self._send_error(SessionroomError())
             elif msg.type is WSMsgType.BINARY:
-                self._send_error(BadMessage("Messages are JSON text."))
+                # Every frame counts against the socket's budget, whatever it holds.
+                taken = self._bucket.take()
+                self._send_error(BadMessage("Messages are JSON text.") if taken else RateLimited())
             if self._left:
                 break
 
@@ -237,6 +244,7 @@ class Connection:
 
     def _send_error(self, error: SessionroomError) -> None:
         self.metrics.errors[error.code] += 1
+        self._log_refusal(error)
         with contextlib.suppress(asyncio.QueueFull):
             self._outbox.put_nowait(Envelope("", "", protocol.error_message(error)))
 
@@ -253,6 +261,13 @@ class Connection:
             except (ConnectionError, RuntimeError):
                 return  # the socket is gone; the reader sees the close
 
+    def _log_refusal(self, error: SessionroomError) -> None:
+        # Once per code per socket: a client sending garbage cannot grow the log with it.
+        if error.code in self._logged_codes:
+            return
+        self._logged_codes.add(error.code)
+        log.info("message refused", extra={**self._ids(), "code": error.code})
+
     def _ids(self) -> dict[str, Any]:
         if self.session is None:
             return {}
@@ -264,15 +279,25 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(
         heartbeat=settings.heartbeat_seconds, max_msg_size=HARD_MESSAGE_LIMIT
     )
-    await ws.prepare(request)
-    conn = Connection(request, ws)
-    connections = request.app[CONNECTIONS]
-    metrics = request.app[METRICS]
-    connections.add(conn)
-    metrics.sockets += 1
     try:
-        await conn.run()
-    finally:
-        connections.discard(conn)
-        metrics.sockets -= 1
+        place = request.app[CLIENT_LIMITS].open_socket(request)
+    except TooManyConnections as e:
+        # Refused after the upgrade, so that the page reads the code, not a bare failure.
+        await ws.prepare(request)
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await ws.send_str(json.dumps(protocol.error_message(e)))
+        await ws.close(code=CLOSE_REFUSED, message=e.code.encode())
+        return ws
+    with place:
+        await ws.prepare(request)
+        conn = Connection(request, ws)
+        connections = request.app[CONNECTIONS]
+        metrics = request.app[METRICS]
+        connections.add(conn)
+        metrics.sockets += 1
+        try:
+            await conn.run()
+        finally:
+            connections.discard(conn)
+            metrics.sockets -= 1
     return ws

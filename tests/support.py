@@ -15,7 +15,7 @@ from signaling.model import Permission, Role, RoomSettings
 from signaling.tokens import KeyRing
 
 SECRET = "test-signing-secret-that-is-long-enough-000"
-API_KEY = "test-api-key"
+API_KEY = "test-api-key-of-forty-characters-long-xx"
 TIMEOUT = 5.0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import replace
 
 import pytest
@@ -77,7 +78,7 @@ async def test_stats_purge_and_rooms_of_a_node(node: Node) -> None:
     stats = await store.stats()
     assert (stats.rooms, stats.waiting, stats.participants) == (1, 1, 2)
     assert await store.rooms_of_node("node-0") == ["live"]
-    assert await store.purge(ended_before=200.0, idle_before=0.0) == 1
+    assert await store.purge(ended_before=200.0, idle_before=0.0, now=0.0) == 1
     assert await store.get("ended") is None
     assert await store.get("live") == live
 
@@ -124,3 +125,38 @@ async def test_keys_expire_with_the_retention(redis_nodes: RedisNodes) -> None:
     redis = store._redis  # type: ignore[attr-defined]
     ttl = await redis.pttl(f"{store._prefix}:room:r1")  # type: ignore[attr-defined]
     assert 0 < ttl <= 24 * 3600 * 1000
+
+
+async def test_unused_api_rooms_go_when_their_last_link_expires(node: Node) -> None:
+    store, _ = node
+    expired = replace(_room("expired"), expires_at=500.0)
+    valid = replace(_room("valid"), expires_at=5000.0)
+    in_use = replace(_room("in-use"), expires_at=500.0).with_participant(
+        _person("t", Role.THERAPIST, ParticipantState.ADMITTED)
+    )
+    for room in (expired, valid, in_use):
+        await store.update(room.id, lambda current, room=room: (room, None))  # type: ignore[misc]
+    assert await store.purge(ended_before=0.0, idle_before=0.0, now=1000.0) == 1
+    assert await store.get("expired") is None
+    assert await store.get("valid") == valid
+    assert await store.get("in-use") == in_use
+
+
+async def test_rooms_are_listed_in_order_of_id_after_a_cursor(node: Node) -> None:
+    store, _ = node
+    for room_id in ("c", "a", "e", "b", "d"):
+        await store.update(room_id, lambda current, i=room_id: (_room(i), None))  # type: ignore[misc]
+    assert [r.id for r in await store.list_rooms(None, 2)] == ["a", "b"]
+    assert [r.id for r in await store.list_rooms("b", 2)] == ["c", "d"]
+    assert [r.id for r in await store.list_rooms("d", 10)] == ["e"]
+    assert await store.list_rooms("e", 10) == []
+
+
+async def test_an_api_room_is_kept_until_its_last_link_expires(redis_nodes: RedisNodes) -> None:
+    ((store, _bus),) = await redis_nodes(1)
+    thirty_days = 30 * 24 * 3600
+    room = replace(_room(), expires_at=time.time() + thirty_days)
+    await store.update("r1", lambda current: (room, None))
+    redis = store._redis  # type: ignore[attr-defined]
+    ttl = await redis.pttl(f"{store._prefix}:room:r1")  # type: ignore[attr-defined]
+    assert ttl > thirty_days * 1000

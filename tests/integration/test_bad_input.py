@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Mapping
 
@@ -154,3 +155,76 @@ async def test_garbage_in_one_room_does_not_touch_another(harness: Harness) -> N
     await t1.send(type="signal", to=c1.id, data={"ok": True})
     assert (await c1.expect("signal")) == {"type": "signal", "from": t1.id, "data": {"ok": True}}
     assert [m for m in await c1.quiet() if m["type"] != "signal"] == []
+
+
+DEEP = "[" * 5000 + "]" * 5000
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        DEEP,
+        '{"type": "signal", "to": "x", "data": ' + "[" * 5000 + "]" * 5000 + "}",
+        '{"type": "signal", "to": "x", "data": ' + '{"a":' * 40 + "1" + "}" * 40 + "}",
+        '{"type": "chat", "text": NaN}',
+        '{"type": "signal", "to": "x", "data": {"n": Infinity}}',
+        '{"type": "signal", "to": "x", "data": {"n": -Infinity}}',
+    ],
+)
+async def test_deep_or_non_finite_messages_get_bad_message_and_the_socket_lives(
+    harness: Harness, raw: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    therapist, client = await harness.in_call("r")
+    await therapist.ws.send_str(raw)
+    await therapist.expect_error("bad_message")
+    await therapist.send(type="signal", to=client.id, data={"after": True})
+    assert (await client.expect("signal"))["data"] == {"after": True}
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+
+
+@pytest.mark.parametrize("raw", [DEEP, '{"type": "join", "token": NaN}'])
+async def test_deep_or_non_finite_first_message_is_bad_message(
+    harness: Harness, raw: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    peer = await harness.open()
+    await peer.ws.send_str(raw)
+    await peer.expect_error("bad_message")
+    assert await peer.expect_closed() == 1008
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+
+
+async def test_binary_frames_count_against_the_rate_limit(harness: Harness) -> None:
+    therapist, _client = await harness.in_call("r")
+    for _ in range(300):
+        await therapist.ws.send_bytes(b"\x00")
+    codes: list[object] = []
+    async with asyncio.timeout(10):
+        while len(codes) < 300:
+            codes += [m.get("code") for m in await therapist.quiet(0.05) if m["type"] == "error"]
+    assert "rate_limited" in codes and "bad_message" in codes
+    assert codes.count("bad_message") <= 60  # the burst and what refilled meanwhile
+
+
+async def test_repeated_refusals_are_logged_once_per_socket(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="sessionroom.ws")
+    therapist, _client = await harness.in_call("r")
+    for _ in range(40):
+        await therapist.ws.send_str(DEEP)
+    for _ in range(40):
+        await therapist.expect_error("bad_message")
+    refused = [r for r in caplog.records if r.getMessage() == "message refused"]
+    assert len(refused) == 1 and getattr(refused[0], "code", None) == "bad_message"
+    assert getattr(refused[0], "participant", None) == therapist.id
+
+
+async def test_text_that_cannot_be_encoded_is_refused_at_join(harness: Harness) -> None:
+    # "\ud800" is valid JSON, but a lone surrogate: no UTF-8 encoding exists for it.
+    await _refused(harness, "eyJhbGciOiJIUzI1NiJ9.\ud800.x", "invalid_token")
+    therapist = await harness.join(harness.token("r", Role.THERAPIST, "T"))
+    await therapist.ws.close()
+    peer = await harness.open()
+    await peer.send(type="join", token=therapist.link, resume="\ud800." + "x" * 10)
+    await peer.expect_error("bad_message")
+    assert await peer.expect_closed() == 1008

@@ -130,9 +130,14 @@ async def test_serve_demo_prints_working_links_and_shuts_down_gracefully(tmp_pat
 def test_flags_win_over_environment(tmp_path: Path) -> None:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    env = {"SESSIONROOM_PORT": "9000", "SESSIONROOM_API_KEYS": "a, b", "SESSIONROOM_HOST": "::1"}
+    a, b = "a" * 32, "b" * 40
+    env = {
+        "SESSIONROOM_PORT": "9000",
+        "SESSIONROOM_API_KEYS": f"{a}, {b}",
+        "SESSIONROOM_HOST": "::1",
+    }
     s = settings_from(parser.parse_args(["--port", "9100"]), env)
-    assert (s.port, s.api_keys, s.host) == (9100, ("a", "b"), "::1")
+    assert (s.port, s.api_keys, s.host) == (9100, (a, b), "::1")
     s = settings_from(parser.parse_args([]), {"SESSIONROOM_ICE_SERVERS": "stun:a:3478,turn:b"})
     assert [x.urls for x in s.ice_servers] == [("stun:a:3478",), ("turn:b",)]
     with pytest.raises(ConfigError):
@@ -155,3 +160,24 @@ def test_secret_file_is_reused(tmp_path: Path) -> None:
     assert first.created and not second.created
     assert first.secret == second.secret and len(first.secret) >= 32
     assert resolve_secret(Settings(secret="s" * 40, state_dir=tmp_path)).path is None
+
+
+async def test_link_carries_the_practices_id_and_fewer_permissions(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    code, out, err = await _run(
+        "link", "--room", "r", "--role", "therapist", "--name", "Dr Lee",
+        "--sub", "clinician-7", "--permissions", "admit,deny,signal,chat", env=env,
+    )  # fmt: skip
+    assert code == 0, err
+    settings = Settings(state_dir=tmp_path / "state")
+    claims = key_ring(settings, resolve_secret(settings)).verify(out.strip().split("#", 1)[1])
+    assert claims.identity == "clinician-7"
+    assert {str(p) for p in claims.permissions} == {"admit", "deny", "signal", "chat"}
+    for extra, says in (
+        (["--role", "client", "--permissions", "admit"], "cannot carry"),
+        (["--role", "client", "--permissions", "fly"], "permissions are some of"),
+        (["--role", "client", "--sub", "has space"], "printable"),
+        (["--role", "client", "--valid-for", "31d"], "30 days"),
+    ):
+        code, _, err = await _run("link", "--room", "r", "--name", "A", *extra, env=env)
+        assert code == 2 and says in err, (extra, err)

@@ -47,7 +47,7 @@ TURN_SECRET = "turn-secret-for-the-deploy-test-0123456789"
 REQUIRED = {
     "SESSIONROOM_DOMAIN": DOMAIN,
     "SESSIONROOM_SECRET": "link-secret-for-the-deploy-test-0123456789abcdef",
-    "SESSIONROOM_API_KEYS": "api-key-one,api-key-two",
+    "SESSIONROOM_API_KEYS": "api-key-one-for-the-deploy-test-01,api-key-two-for-the-deploy-test-01",
     "SESSIONROOM_TURN_SECRET": TURN_SECRET,
 }
 OPTION_ENV_NAMES = {o.env for o in OPTIONS}
@@ -222,7 +222,7 @@ def test_every_setting_given_to_a_node_is_one_the_app_reads(resolved: dict[str, 
         settings = node_settings(resolved, node)
         assert settings.host == "0.0.0.0"  # reachable by Caddy on the Compose network
         assert settings.public_url == f"https://{DOMAIN}"
-        assert settings.api_keys == ("api-key-one", "api-key-two")
+        assert settings.api_keys == tuple(REQUIRED["SESSIONROOM_API_KEYS"].split(","))
         assert settings.secret == REQUIRED["SESSIONROOM_SECRET"]
 
 
@@ -325,6 +325,25 @@ def test_caddy_reads_the_caddyfile(resolved: dict[str, Any]) -> None:
         assert f'"dial": "{node}:{port}"' in adapted
     assert '"uri": "/readyz"' in adapted
     assert f'"host": ["{DOMAIN}"]' in adapted
+
+
+def test_the_nodes_believe_x_forwarded_for_from_caddy_alone(resolved: dict[str, Any]) -> None:
+    """Every connection reaches a node from Caddy, so the limits per client address count by
+    the address Caddy puts in X-Forwarded-For: the nodes must believe Caddy's header, and
+    nobody else's (not the network's gateway, through which the loopback ports arrive)."""
+    all_services = services(resolved)
+    caddy_address = ipaddress.ip_address(all_services["caddy"]["networks"]["front"]["ipv4_address"])
+    subnets = [
+        ipaddress.ip_network(c["subnet"]) for c in resolved["networks"]["front"]["ipam"]["config"]
+    ]
+    assert any(caddy_address in subnet for subnet in subnets)
+    for node in NODES:
+        assert "front" in (all_services[node].get("networks") or {})
+        trusted = node_settings(resolved, node).trusted_proxies
+        assert trusted == (ipaddress.ip_network(caddy_address),), trusted
+    # Caddy itself believes no incoming X-Forwarded-For (no trusted_proxies of its own): it
+    # sends the nodes the address of whoever connected to it, so a client cannot choose one.
+    assert "trusted_proxies" not in CADDYFILE.read_text()
 
 
 # --- coturn ------------------------------------------------------------------------------

@@ -55,6 +55,48 @@ async def test_signal_needs_the_permission_in_the_link(harness: Harness) -> None
     await client.expect_error("forbidden")
 
 
+async def test_everyone_knows_whether_a_participant_takes_part_in_media(
+    harness: Harness,
+) -> None:
+    """`media` in the participant objects: false for a link without `signal` (chat only),
+    true otherwise, in `peer_joined`, `admitted`, `joined` (self and peers) and the lobby."""
+    settings = RoomSettings(max_clients=2)
+    therapist = await harness.therapist("r", settings=settings)
+    assert therapist.joined["participant"]["media"] is True
+    chat_only = frozenset({Permission.CHAT, Permission.CONSENT})
+    texter = await harness.join(
+        harness.token("r", Role.CLIENT, "Kim", permissions=chat_only, settings=settings)
+    )
+    assert texter.joined["participant"]["media"] is False
+    [waiting] = (await therapist.expect("lobby"))["waiting"]
+    assert waiting["id"] == texter.id and waiting["media"] is False
+    await therapist.send(type="admit", participant=texter.id)
+    admitted = await texter.expect("admitted")
+    assert [(p["id"], p["media"]) for p in admitted["peers"]] == [(therapist.id, True)]
+    joined = await therapist.expect("peer_joined")
+    assert joined["participant"]["id"] == texter.id and joined["participant"]["media"] is False
+
+    talker = await harness.client("r", name="Sam", settings=settings)
+    assert talker.joined["participant"]["media"] is True
+    await therapist.send(type="admit", participant=talker.id)
+    admitted = await talker.expect("admitted")
+    assert sorted((p["name"], p["media"]) for p in admitted["peers"]) == [
+        ("Dr Sam", True),
+        ("Kim", False),
+    ]
+    for peer in (therapist, texter):
+        joined = await peer.expect("peer_joined")
+        assert joined["participant"]["id"] == talker.id and joined["participant"]["media"] is True
+
+    # A second therapist joins straight in and gets the room's `peers` in its `joined`.
+    second = await harness.therapist("r", name="Dr Lee", settings=settings)
+    assert sorted((p["name"], p["media"]) for p in second.joined["peers"]) == [
+        ("Dr Sam", True),
+        ("Kim", False),
+        ("Sam", True),
+    ]
+
+
 async def test_chat_is_relayed_to_the_others_in_the_room(harness: Harness) -> None:
     therapist, client = await harness.in_call("r")
     await client.send(type="chat", text="Hello, can you hear me?")

@@ -16,6 +16,7 @@ from typing import Any
 
 import av
 import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection
 
 from signaling.app import create_app
 from signaling.config import Settings
@@ -317,3 +318,30 @@ async def test_resuming_participant_sees_the_recording(harness: Harness) -> None
     back = await harness.join(client.link, resume=client.joined["resume"])
     assert back.joined["recording"]["status"] == "recording"
     assert back.joined["recording"]["recording"] == recording
+
+
+async def test_an_unreadable_offer_is_bad_message_and_recording_goes_on(
+    harness: Harness, legs: list[Leg]
+) -> None:
+    therapist, client = await harness.in_call("bad-sdp", CONSENT)
+    recording = (await record_everyone(therapist, client)).recording
+    await start_legs(recording, (therapist,), legs)
+    # The right codecs, but no ICE credentials: aiortc cannot take it.
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTransceiver("video", direction="sendonly")
+    pc.addTransceiver("audio", direction="sendonly")
+    offer = await pc.createOffer()
+    await pc.close()
+    broken = "\r\n".join(
+        line
+        for line in offer.sdp.split("\r\n")
+        if not line.startswith(("a=ice-ufrag", "a=ice-pwd"))
+    )
+    await client.send(type="rec_offer", recording=recording, sdp=broken)
+    await client.expect_error("bad_message")
+    # The client's real leg is still taken, and the recording was never stopped.
+    legs.append(await open_leg(client, recording))
+    await answer_leg(client, legs[-1])
+    await therapist.send(type="recording_stop")
+    stopped = await state(therapist, "stopped")
+    assert stopped["reason"] == "stopped_by_therapist", stopped

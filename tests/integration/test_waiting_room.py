@@ -28,9 +28,16 @@ async def test_client_waits_and_therapist_admits(harness: Harness) -> None:
 
     await therapist.send(type="admit", participant=client.id)
     admitted = await client.expect("admitted")
-    assert admitted["peers"] == [{"id": therapist.id, "role": "therapist", "name": "Dr Sam"}]
+    assert admitted["peers"] == [
+        {"id": therapist.id, "role": "therapist", "name": "Dr Sam", "media": True}
+    ]
     joined = await therapist.expect("peer_joined")
-    assert joined["participant"] == {"id": client.id, "role": "client", "name": "Alex Doe"}
+    assert joined["participant"] == {
+        "id": client.id,
+        "role": "client",
+        "name": "Alex Doe",
+        "media": True,
+    }
     assert (await therapist.expect("lobby"))["waiting"] == []
 
 

@@ -5,9 +5,10 @@ import time
 import jwt
 import pytest
 
-from signaling.errors import ConfigError, InvalidToken, TokenExpired, TokenNotYetValid
+from signaling.errors import BadMessage, ConfigError, InvalidToken, TokenExpired, TokenNotYetValid
 from signaling.model import Permission, Role, RoomSettings
 from signaling.tokens import (
+    MAX_VALID_FOR,
     KeyRing,
     key_id,
     new_resume_secret,
@@ -53,23 +54,7 @@ def test_client_permissions_are_limited() -> None:
     with pytest.raises(Exception, match="cannot carry"):
         mint(keys, permissions={Permission.ADMIT})
     # A token claiming more than its role allows is refused even if correctly signed.
-    now = int(time.time())
-    forged = jwt.encode(
-        {
-            "iss": "sessionroom",
-            "room": "r",
-            "role": "client",
-            "sub": "s",
-            "name": "N",
-            "nbf": now,
-            "exp": now + 60,
-            "jti": "j",
-            "perms": ["admit"],
-        },
-        NEW,
-        algorithm="HS256",
-        headers={"kid": key_id(NEW)},
-    )
+    forged = _signed({"room": "r", "perms": ["admit"]})
     with pytest.raises(InvalidToken):
         keys.verify(forged)
 
@@ -114,3 +99,48 @@ def test_resume_tokens() -> None:
     assert not resume_matches("guess", stored)
     with pytest.raises(InvalidToken):
         split_resume_token("no-dot")
+
+
+def _signed(claims: dict[str, object]) -> str:
+    now = int(time.time())
+    body: dict[str, object] = {
+        "iss": "sessionroom",
+        "room": "r",
+        "role": "client",
+        "sub": "s",
+        "name": "N",
+        "nbf": now,
+        "exp": now + 60,
+        "jti": "j",
+    }
+    body.update(claims)
+    return jwt.encode(body, NEW, algorithm="HS256", headers={"kid": key_id(NEW)})
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"nbf": str(int(time.time()))},
+        {"exp": str(int(time.time()) + 60)},
+        {"nbf": True},
+        {"exp": None},
+        {"exp": [1]},
+        # Longer than any link the API or the CLI may mint.
+        {"nbf": int(time.time()), "exp": int(time.time()) + MAX_VALID_FOR + 61},
+        # A future window with text for a date is invalid, not "not yet valid".
+        {"nbf": str(int(time.time()) + 3600), "exp": int(time.time()) + 7200},
+    ],
+)
+def test_window_claims_must_be_numbers_within_the_longest_lifetime(
+    claims: dict[str, object],
+) -> None:
+    with pytest.raises(InvalidToken):
+        KeyRing(NEW).verify(_signed(claims))
+
+
+def test_the_longest_lifetime_is_accepted_and_minting_longer_is_refused() -> None:
+    keys = KeyRing(NEW)
+    now = int(time.time())
+    keys.verify(_signed({"nbf": now, "exp": now + MAX_VALID_FOR}))
+    with pytest.raises(BadMessage):
+        mint(keys, not_before=now, expires=now + MAX_VALID_FOR + 1)
