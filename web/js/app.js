@@ -4,7 +4,7 @@ import { PeerLink } from "./peers.js";
 import { Recording } from "./recording.js";
 import { RecordingsPanel } from "./recordings.js";
 import { Signaling } from "./signaling.js";
-import { readClaims, tokenFromLocation } from "./token.js";
+import { permits, readClaims, tokenFromLocation } from "./token.js";
 
 const $ = (id) => document.getElementById(id);
 const STATS_INTERVAL_MS = 1000;
@@ -15,6 +15,10 @@ const QUALITY_TEXT = {
   poor: "Poor connection",
   reconnecting: "Reconnecting…",
 };
+
+// A peer with no audio and video between us (its link or ours is chat only): its tile says
+// so, calmly, instead of "Connecting".
+const CHAT_ONLY = "Chat only";
 
 const FINAL_TEXT = {
   invalid_token: ["This link does not work", "Please check that you opened the whole link you were sent, or ask for a new one."],
@@ -38,7 +42,11 @@ const state = {
   micOn: true,
   cameraOn: true,
   audioOnly: false,
-  peers: new Map(), // id -> { info, link, tile, remote: {audio, video, wantsVideo} }
+  // This link has no `signal` permission: no camera, microphone or peer connections at all.
+  // Known from the token's `perms` before joining, and confirmed by `joined`.
+  chatOnly: false,
+  // id -> { info, link (null with no media between us), tile, remote: {audio, video, wantsVideo} }
+  peers: new Map(),
   waitingSince: null,
   waitTimer: null,
   statsTimer: null,
@@ -190,6 +198,34 @@ async function prejoin() {
   await openDevices();
 }
 
+// A chat-only link (becomeChatOnly() first): nothing to check, and the camera and
+// microphone are never asked for.
+function chatOnlyPrejoin() {
+  $("prejoin-title").textContent = "Join your session";
+  show("prejoin");
+  $("prejoin-name").textContent = state.claims?.name || "Guest";
+  $("join").hidden = false;
+  $("join").disabled = false;
+}
+
+// Chat only, for this page: devices off (the camera light too), media controls away with
+// the reason on screen, no peer connection or recording leg from here on.
+function becomeChatOnly() {
+  state.chatOnly = true;
+  state.media.stop();
+  state.micOn = false;
+  state.cameraOn = false;
+  document.body.dataset.media = "false";
+  $("prejoin-chat-only").hidden = false;
+  $("prejoin-devices").hidden = true;
+  $("device-problem").hidden = true;
+  $("waiting-preview-wrap").hidden = true;
+  $("self-view").hidden = true;
+  $("chat-only-note").hidden = false;
+  for (const id of ["toggle-mic", "toggle-camera", "toggle-audio-only"]) $(id).hidden = true;
+  showPreview();
+}
+
 function wirePrejoin() {
   $("join").addEventListener("click", () => join());
   $("retry-devices").addEventListener("click", () => openDevices());
@@ -333,12 +369,13 @@ function handle(msg) {
 }
 
 function onSignal(msg) {
+  if (state.chatOnly) return undefined; // no media here: nothing to negotiate
   if (!state.peers.has(msg.from)) {
     // A peer we have not heard of yet (its peer_joined may still be on its way).
     addPeer({ id: msg.from, name: "Participant", role: "client" }, { offerer: false });
   }
   const entry = state.peers.get(msg.from);
-  if (!entry) return undefined;
+  if (!entry?.link) return undefined;
   // `state` signals carry the peer's microphone and camera state; the rest is WebRTC's.
   if (msg.data && msg.data.kind === "state") return remoteState(entry, msg.data);
   return entry.link.handleSignal(msg.data);
@@ -367,6 +404,9 @@ function joined(msg) {
   state.iceServers = msg.ice_servers || [];
   document.body.dataset.participant = state.selfId;
   document.body.dataset.role = state.role;
+  // The server's word on this link's permissions: without `signal`, chat only (the token's
+  // claims normally said so already, before any device was opened).
+  if (!permits(msg.participant.permissions, "signal") && !state.chatOnly) becomeChatOnly();
   if (!first && msg.resumed) {
     announce("Reconnected.");
     state.recording.joined(msg);
@@ -421,6 +461,7 @@ function enterCall(peers) {
   for (const peer of peers) addPeer(peer, { offerer: false });
   show("call");
   $("connection").hidden = false;
+  if (state.chatOnly) openChat(false);
   updateControls();
   clearInterval(state.statsTimer);
   state.statsTimer = setInterval(() => {
@@ -443,7 +484,7 @@ function addPeer(info, { offerer = true } = {}) {
     // Learned of this peer from its first signal; now we know its name, and whether it
     // joined after us (then we make the offer).
     known.info = info;
-    if (offerer) known.link.becomeOfferer();
+    if (offerer) known.link?.becomeOfferer();
     known.tile.querySelector(".peer-name").textContent = info.name;
     known.tile.querySelector("video").setAttribute("aria-label", `Video of ${info.name}`);
     return;
@@ -458,6 +499,14 @@ function addPeer(info, { offerer = true } = {}) {
   $("peers").append(tile);
   $("alone").hidden = true;
   const entry = { info, tile, remote: { audio: true, video: true, wantsVideo: true }, link: null };
+  if (state.chatOnly || info.media === false) {
+    // No audio or video between us: no peer connection (which could only be refused and
+    // rebuilt for ever), just the name and a calm note.
+    chatTile(entry);
+    state.peers.set(info.id, entry);
+    updateConnection();
+    return;
+  }
   const remoteStream = new MediaStream();
   tile.querySelector("video").srcObject = remoteStream;
   tile.querySelector("audio").srcObject = remoteStream;
@@ -482,10 +531,25 @@ function addPeer(info, { offerer = true } = {}) {
   updateConnection();
 }
 
+// The tile of a peer with no audio or video between us: its name and "Chat only".
+function chatTile(entry) {
+  const tile = entry.tile;
+  tile.dataset.quality = "chat";
+  tile.dataset.media = "false";
+  tile.querySelector("video").hidden = true;
+  tile.querySelector("audio").hidden = true;
+  const note = tile.querySelector(".peer-off");
+  note.textContent = CHAT_ONLY;
+  note.hidden = false;
+  const line = tile.querySelector(".peer-quality");
+  line.hidden = true;
+  line.textContent = ""; // never "Connecting"
+}
+
 function removePeer(id, reason) {
   const entry = state.peers.get(id);
   if (!entry) return;
-  entry.link.close();
+  entry.link?.close();
   entry.tile.remove();
   state.peers.delete(id);
   $("alone").hidden = state.peers.size > 0;
@@ -499,7 +563,7 @@ function removePeer(id, reason) {
 
 function closeAllPeers() {
   for (const entry of state.peers.values()) {
-    entry.link.close();
+    entry.link?.close();
     entry.tile.remove();
   }
   state.peers.clear();
@@ -513,7 +577,14 @@ function peerQuality(id, quality, fromServer) {
     announce(`${entry.info.name} is reconnecting.`);
   } else if (fromServer && quality === "connected") {
     announce(`${entry.info.name} is back.`);
-    quality = entry.link.quality;
+    if (entry.link) quality = entry.link.quality;
+  }
+  if (!entry.link) {
+    // A chat-only peer's socket away: said on its tile, not counted by the indicator.
+    const line = entry.tile.querySelector(".peer-quality");
+    line.hidden = quality !== "reconnecting";
+    line.textContent = QUALITY_TEXT.reconnecting;
+    return;
   }
   entry.tile.dataset.quality = quality;
   entry.tile.querySelector(".peer-quality").textContent = QUALITY_TEXT[quality];
@@ -523,7 +594,8 @@ function peerQuality(id, quality, fromServer) {
 function updateConnection() {
   const box = $("connection");
   let overall = "connecting";
-  const qualities = [...state.peers.values()].map((p) => p.tile.dataset.quality);
+  // Only peers we exchange media with count: a chat-only tile is never "connecting".
+  const qualities = [...state.peers.values()].filter((p) => p.link).map((p) => p.tile.dataset.quality);
   if (state.socketStatus === "reconnecting") overall = "reconnecting";
   else if (qualities.includes("poor")) overall = "poor";
   else if (qualities.includes("reconnecting")) overall = "reconnecting";
@@ -537,6 +609,7 @@ function updateConnection() {
 
 async function pollStats() {
   for (const entry of state.peers.values()) {
+    if (!entry.link) continue;
     const sample = await entry.link.sample().catch(() => null);
     if (!sample) continue;
     // Exposed on the tile so that what the indicator is based on can be checked.
@@ -555,8 +628,9 @@ function sendState(entry) {
     video: state.cameraOn && Boolean(state.media.videoTrack),
     wantsVideo: !state.audioOnly,
   };
+  if (state.chatOnly) return; // this link may not signal: nothing to tell
   const targets = entry ? [entry] : state.peers.values();
-  for (const e of targets) send({ type: "signal", to: e.info.id, data });
+  for (const e of targets) if (e.link) send({ type: "signal", to: e.info.id, data });
 }
 
 function remoteState(entry, data) {
@@ -580,6 +654,7 @@ function updateControls() {
   $("toggle-audio-only").setAttribute("aria-pressed", String(state.audioOnly));
   showPreview();
   for (const entry of state.peers.values()) {
+    if (!entry.link) continue; // a chat-only tile keeps its note
     const off = entry.tile.querySelector(".peer-off");
     off.hidden = entry.remote.video && !state.audioOnly;
     off.textContent = state.audioOnly ? "Video paused (audio only)" : "Camera is off";
@@ -604,7 +679,7 @@ async function setCamera(on) {
   if (!on) state.media.stopVideo();
   state.cameraOn = on;
   for (const entry of state.peers.values()) {
-    await entry.link.setTrack("video", on && entry.remote.wantsVideo ? state.media.videoTrack : null);
+    await entry.link?.setTrack("video", on && entry.remote.wantsVideo ? state.media.videoTrack : null);
   }
   sendState();
   updateControls();
@@ -618,7 +693,7 @@ function wireCall() {
       state.busy = true;
       try {
         const track = await state.media.startAudio();
-        for (const entry of state.peers.values()) await entry.link.setTrack("audio", track);
+        for (const entry of state.peers.values()) await entry.link?.setTrack("audio", track);
         state.recording.tracksChanged();
       } catch {
         alertText("We could not start your microphone.");
@@ -645,13 +720,10 @@ function wireCall() {
     announce(state.audioOnly ? "Audio only: video is paused both ways." : "Video is back on.");
   });
   $("toggle-chat").addEventListener("click", () => {
-    const panel = $("chat-panel");
-    panel.hidden = !panel.hidden;
-    $("toggle-chat").setAttribute("aria-pressed", String(!panel.hidden));
-    if (!panel.hidden) {
-      state.unreadChat = 0;
-      $("toggle-chat").textContent = "Chat";
-      $("chat-input").focus();
+    if ($("chat-panel").hidden) openChat(true);
+    else {
+      $("chat-panel").hidden = true;
+      $("toggle-chat").setAttribute("aria-pressed", "false");
     }
   });
   $("chat-form").addEventListener("submit", (e) => {
@@ -703,10 +775,23 @@ function leaveNow() {
 // settings say whether the room records then: the page never joined).
 function recordingsAfterSession() {
   const claims = state.claims;
-  if (!state.recordings.enabled && claims?.role === "therapist" && claims.settings?.recording === "consent") {
+  if (
+    !state.recordings.enabled &&
+    claims?.role === "therapist" &&
+    claims.settings?.recording === "consent" &&
+    permits(claims.perms, "record")
+  ) {
     state.recordings.enable(claims.room);
   }
   state.recordings.afterSession();
+}
+
+function openChat(focus) {
+  $("chat-panel").hidden = false;
+  $("toggle-chat").setAttribute("aria-pressed", "true");
+  state.unreadChat = 0;
+  $("toggle-chat").textContent = "Chat";
+  if (focus) $("chat-input").focus();
 }
 
 function appendChat(who, text) {
@@ -741,6 +826,7 @@ function lobbyItem(person) {
   const item = $("lobby-item-template").content.firstElementChild.cloneNode(true);
   item.dataset.participantId = person.id;
   item.querySelector(".lobby-name").textContent = person.name;
+  item.querySelector(".lobby-media").hidden = person.media !== false;
   item.querySelector(".admit").setAttribute("aria-label", `Admit ${person.name}`);
   item.querySelector(".deny").setAttribute("aria-label", `Deny ${person.name}`);
   item.querySelector(".admit").addEventListener("click", () => {
@@ -804,6 +890,9 @@ function renderLobby(waiting) {
 async function main() {
   state.token = tokenFromLocation(window.location);
   state.claims = state.token ? readClaims(state.token) : null;
+  // Signed, not secret: the claims say before joining whether this link takes part in audio
+  // and video. The server enforces it regardless; this only spares a pointless camera prompt.
+  state.chatOnly = Boolean(state.claims) && !permits(state.claims.perms, "signal");
   if (!state.token || !state.claims) {
     message(
       "This link is incomplete",
@@ -821,6 +910,11 @@ async function main() {
     canSend: () => Boolean(state.signaling?.isOpen),
   });
   state.recordings = new RecordingsPanel({ token: () => state.token, announce });
+  if (state.chatOnly) {
+    becomeChatOnly();
+    chatOnlyPrejoin(); // no camera or microphone is asked for, so any browser will do
+    return;
+  }
   if (!navigator.mediaDevices?.getUserMedia) {
     await prejoin().catch(() => undefined);
     $("device-problem").hidden = false;

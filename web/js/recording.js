@@ -3,6 +3,8 @@
 // recording leg, a send-only peer connection to the server that exists only while the gate
 // is open and this participant said yes.
 
+import { permits } from "./token.js";
+
 const $ = (id) => document.getElementById(id);
 
 // The server's aiortc peer takes no trickled candidates: the offer waits for them all, but
@@ -168,6 +170,7 @@ export class Recording {
     this.canSend = canSend;
     this.selfId = null;
     this.role = "client";
+    this.mayRecord = false; // the link's `record` permission (a therapist's, by default)
     this.mode = "off";
     this.iceServers = [];
     this.gate = null; // the last recording state
@@ -229,6 +232,9 @@ export class Recording {
   joined(msg) {
     this.selfId = msg.participant.id;
     this.role = msg.participant.role;
+    // A therapist link minted without `record` cannot ask to record: no button that could
+    // only be refused.
+    this.mayRecord = permits(msg.participant.permissions, "record");
     this.mode = msg.room?.settings?.recording || "off";
     this.iceServers = msg.ice_servers || [];
     this.offers = []; // the old socket's offers are answered there or not at all
@@ -386,7 +392,7 @@ export class Recording {
   render(gate, was, fromJoin) {
     const status = gate?.status || "idle";
     const record = $("record");
-    record.hidden = !(this.role === "therapist" && this.mode === "consent");
+    record.hidden = !(this.role === "therapist" && this.mode === "consent" && this.mayRecord);
     record.textContent = OPEN.has(status) ? "Stop recording" : "Record";
     $("withdraw-consent").hidden = !(OPEN.has(status) && this.answerOf(gate) === true);
 

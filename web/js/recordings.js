@@ -3,7 +3,9 @@
 // with the therapist's link token as a Bearer token. The token goes in the Authorization
 // header only, never in a URL: a download is fetched here and handed to the browser as a
 // Blob URL. Clients never get this panel (app.js enables it for a therapist in a room whose
-// recording setting is "consent").
+// recording setting is "consent", with a link that may `record`).
+
+import { permits } from "./token.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -113,11 +115,13 @@ export class RecordingsPanel {
 
   // ---------- what app.js tells it ----------
 
-  // The page joined: a therapist of a room that records gets the panel; anyone else not.
+  // The page joined: a therapist of a room that records gets the panel; anyone else not,
+  // nor a therapist whose link was minted without `record` (it has no Record button either).
   joined(msg) {
     const mode = msg.room?.settings?.recording || "off";
     this.live = msg.recording?.status === "recording" ? msg.recording.recording : null;
-    if (msg.participant.role === "therapist" && mode === "consent") {
+    const mayRecord = permits(msg.participant.permissions, "record");
+    if (msg.participant.role === "therapist" && mode === "consent" && mayRecord) {
       this.enable(msg.room.id);
     } else {
       this.enabled = false;

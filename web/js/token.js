@@ -21,3 +21,10 @@ export function readClaims(token) {
     return null;
   }
 }
+
+// Whether a permission list (the token's `perms`, or `permissions` in `joined`) includes
+// `permission`. A token without the list has everything its role allows (docs/protocol.md),
+// and the role is checked separately wherever it matters.
+export function permits(perms, permission) {
+  return !Array.isArray(perms) || perms.includes(permission);
+}
