@@ -91,6 +91,7 @@ INBOUND_TYPES = (
     "join",
     "admit",
     "deny",
+    "allow",
     "lobby_notice",
     "signal",
     "chat",
@@ -352,6 +353,10 @@ class MessageGenerator:
             if kind == "deny" and rng.random() < 0.7:
                 msg["message"] = self.text(60)
             return msg
+        if kind == "allow":
+            # Nobody this socket knows was turned away: someone unknown, or a waiting id.
+            who = rng.choice(view.waiting) if view.waiting else self.stranger(view.room)
+            return {"type": kind, "participant": who}
         if kind == "lobby_notice":
             return {"type": kind, "text": self.text(80) if rng.random() < 0.9 else ""}
         if kind == "signal":
@@ -426,7 +431,7 @@ class MessageGenerator:
         """A well-formed message in the wrong place: other rooms' ids, wrong requests."""
         rng = self.rng
         kinds = ["admit", "deny", "signal", "consent", "rec_offer", "recording_stop", "join"]
-        kinds += ["lobby_notice", "recording_request", "chat"]
+        kinds += ["lobby_notice", "recording_request", "chat", "allow"]
         if view.role is Role.CLIENT:
             kinds.append("end")  # forbidden to a client; a therapist's would end the room
         kind = rng.choice(kinds)
@@ -442,7 +447,7 @@ class MessageGenerator:
         }
         someone = ids[whose] or self.word(12)
         detail = kind
-        if kind in ("admit", "deny"):
+        if kind in ("admit", "deny", "allow"):
             msg["participant"] = someone
             detail = f"{kind}_{whose}"
         elif kind == "signal":

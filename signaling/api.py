@@ -32,7 +32,7 @@ from signaling.errors import (
     SessionroomError,
     Unauthorized,
 )
-from signaling.model import Role, RoomSettings, RoomState, valid_room_id
+from signaling.model import Permission, Role, RoomSettings, RoomState, valid_room_id
 from signaling.openapi import (
     API_PREFIX,
     OPENAPI_PATH,
@@ -71,7 +71,8 @@ async def api_errors(request: web.Request, handler: Handler) -> web.StreamRespon
 @dataclass(frozen=True)
 class Principal:
     """Who made an API request: the practice's server (an API key, every room), or a
-    therapist's link token, which sees only that therapist's room (recordings only)."""
+    therapist's link token with `record`, which sees only that therapist's room (recordings
+    only)."""
 
     room: str | None = None
 
@@ -102,6 +103,8 @@ def _therapist_of(request: web.Request, token: str) -> Principal:
         raise Unauthorized(e.message) from None
     if claims.role is not Role.THERAPIST:
         raise Forbidden("Only the therapist's link can reach the room's recordings.")
+    if not claims.may(Permission.RECORD):
+        raise Forbidden("This therapist link was made without the record permission.")
     return Principal(room=claims.room)
 
 

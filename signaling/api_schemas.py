@@ -196,6 +196,11 @@ class WaitingView(Schema):
     since: float | None
     connected: bool
     media: bool = Field(description="False for a chat-only link (no `signal` permission).")
+    new_device: bool = Field(
+        description="The client's link opened elsewhere without the resume secret: "
+        "admitting this entry replaces the participant `replaces`."
+    )
+    replaces: str | None
 
 
 class InRoomView(Schema):

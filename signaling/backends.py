@@ -28,6 +28,14 @@ def make_backends(settings: Settings) -> tuple[RoomStore, MessageBus]:
 
     from signaling.redis_bus import RedisMessageBus
     from signaling.redis_store import RedisRoomStore
+    from signaling.sealed_text import derive_keys
+    from signaling.secret_file import resolve_secret
+
+    # What Redis keeps is sealed under a key from the nodes' shared signing secret; older
+    # secrets still open what was sealed before a rotation (signaling/sealed_text.py).
+    keys = derive_keys(
+        resolve_secret(settings).secret, [s.encode() for s in settings.previous_secrets]
+    )
 
     # A blocking pool: under a burst, operations wait their turn for a connection (up to the
     # timeout) instead of failing at once when all are in use.
@@ -43,10 +51,14 @@ def make_backends(settings: Settings) -> tuple[RoomStore, MessageBus]:
     )
     client = aioredis.Redis.from_pool(pool)
     store = RedisRoomStore(
-        client, settings.redis_prefix, retention_seconds=settings.room_retention_seconds
+        client, settings.redis_prefix, retention_seconds=settings.room_retention_seconds, keys=keys
     )
     # A mailbox outlives the grace period a little, for a socket that resumes at its end.
     bus = RedisMessageBus(
-        client, settings.redis_prefix, settings.node_id, mailbox_seconds=settings.grace_seconds * 2
+        client,
+        settings.redis_prefix,
+        settings.node_id,
+        mailbox_seconds=settings.grace_seconds * 2,
+        keys=keys,
     )
     return store, bus

@@ -69,8 +69,9 @@ class MessageBus(Protocol):
         """Stop routing to `deliver`, if it is still the one subscribed."""
         ...
 
-    async def discard(self, participant_id: str) -> None:
-        """The participant is gone: drop whatever was kept for it."""
+    async def discard(self, participant_id: str) -> list[Envelope]:
+        """The participant is gone: drop whatever was kept for it, and return it (never
+        delivered: a chat among it is told to its sender)."""
         ...
 
     def on_node_message(self, handler: NodeHandler) -> None:

@@ -71,12 +71,17 @@ class RoomEnded(SessionroomError):
 
 
 class Denied(SessionroomError):
-    """A resume by a client the therapist turned away while its socket was away."""
+    """A join by a link the therapist turned away, or a resume by a client turned away while
+    its socket was away."""
 
     code = "denied"
     http_status = 403
     closes = True
-    default_message = "Your therapist could not let you in to this session."
+    # The words of the page's own `denied` screen, so that a reload reads the same.
+    default_message = (
+        "Your therapist could not let you in to this session. "
+        "Please contact them if you have questions."
+    )
 
 
 class Unauthorized(SessionroomError):

@@ -43,8 +43,8 @@ class MemoryMessageBus:
         if self._subscribers.get(participant_id) == deliver:
             del self._subscribers[participant_id]
 
-    async def discard(self, participant_id: str) -> None:
-        self._mailboxes.pop(participant_id, None)
+    async def discard(self, participant_id: str) -> list[Envelope]:
+        return list(self._mailboxes.pop(participant_id, ()))
 
     def on_node_message(self, handler: NodeHandler) -> None:
         self._handlers.append(handler)

@@ -131,6 +131,9 @@ class Participant:
     # Whether this participant's link may `signal`, i.e. takes part in audio and video.
     # False for a chat-only link: the others make no peer connection to it.
     media: bool = True
+    # A client link opened on a new device without the resume secret waits here for the
+    # therapist, and admitting it replaces this place (the id of the old participant).
+    replaces: str | None = None
 
     @property
     def in_room(self) -> bool:
@@ -152,6 +155,7 @@ class Participant:
             "disconnected_at": self.disconnected_at,
             "waiting_since": self.waiting_since,
             "media": self.media,
+            "replaces": self.replaces,
         }
 
     @classmethod
@@ -172,6 +176,7 @@ class Participant:
             waiting_since=data["waiting_since"],
             # Rooms stored before `media` existed: everyone then took part in media.
             media=data.get("media", True),
+            replaces=data.get("replaces"),
         )
 
     def waiting_entry(self) -> dict[str, Any]:
@@ -182,6 +187,10 @@ class Participant:
             "since": self.waiting_since,
             "connected": self.connected,
             "media": self.media,
+            # The same link, opened elsewhere without the resume secret: admitting this one
+            # replaces the participant `replaces` (the page says "joining from a new device").
+            "new_device": self.replaces is not None,
+            "replaces": self.replaces,
         }
 
     def public(self) -> dict[str, Any]:
@@ -196,6 +205,44 @@ class Participant:
 
 
 @dataclass(frozen=True)
+class Denial:
+    """A client the therapist turned away. Its link (`jti`) stays refused for the rest of the
+    room's life, unless a therapist allows it again."""
+
+    participant: str  # the id it had when turned away (how the lobby and `allow` name it)
+    link: str  # the link id (jti); "" for a denial stored before links were kept
+    name: str
+    at: float
+    message: str  # the therapist's words to them, "" for none
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "participant": self.participant,
+            "link": self.link,
+            "name": self.name,
+            "at": self.at,
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Denial:
+        if isinstance(data, list | tuple):
+            # Stored before denials named the link: (participant id, message).
+            return cls(participant=data[0], link="", name="", at=0.0, message=data[1])
+        return cls(
+            participant=data["participant"],
+            link=data["link"],
+            name=data["name"],
+            at=data["at"],
+            message=data["message"],
+        )
+
+    def lobby_entry(self) -> dict[str, Any]:
+        """How a therapist's lobby shows one turned away: never the message."""
+        return {"id": self.participant, "name": self.name, "at": self.at}
+
+
+@dataclass(frozen=True)
 class RoomState:
     id: str
     settings: RoomSettings
@@ -204,9 +251,9 @@ class RoomState:
     participants: tuple[Participant, ...] = field(default=())
     notice: str = ""
     ended_at: float | None = None
-    # (participant id, message) of recent denials: a denied client whose socket was away
-    # when it happened learns of it on resuming instead of queueing again.
-    denied: tuple[tuple[str, str], ...] = ()
+    # Recent denials (at most room_rules.DENIED_KEPT, one per link): the same link joining
+    # again, or a denied client resuming, is refused with `denied` instead of queueing again.
+    denied: tuple[Denial, ...] = ()
     recording: Gate = field(default_factory=Gate)
     # When the last link minted for this room through the API expires: an API room that
     # nobody is in is forgotten after that (nobody can enter it any more).
@@ -222,11 +269,29 @@ class RoomState:
                 return p
         return None
 
+    def denial(self, *, participant: str = "", link: str = "") -> Denial | None:
+        """The denial of this participant id or of this link id, if any."""
+        for d in self.denied:
+            if (participant and d.participant == participant) or (link and d.link == link):
+                return d
+        return None
+
     def by_link(self, link_id: str) -> Participant | None:
+        """The place this link holds (not a new device waiting to replace it)."""
         for p in self.participants:
-            if p.link_id == link_id:
+            if p.link_id == link_id and p.replaces is None:
                 return p
         return None
+
+    def pending_for(self, participant_id: str) -> Participant | None:
+        """A new device of the same link waiting to replace this participant."""
+        for p in self.participants:
+            if p.replaces == participant_id:
+                return p
+        return None
+
+    def on_link(self, link_id: str) -> tuple[Participant, ...]:
+        return tuple(p for p in self.participants if p.link_id == link_id)
 
     @property
     def admitted(self) -> tuple[Participant, ...]:
@@ -264,7 +329,7 @@ class RoomState:
             "origin": self.origin,
             "participants": [p.to_dict() for p in self.participants],
             "notice": self.notice,
-            "denied": [list(d) for d in self.denied],
+            "denied": [d.to_dict() for d in self.denied],
             "ended_at": self.ended_at,
             "recording": self.recording.to_dict(),
             "expires_at": self.expires_at,
@@ -279,7 +344,7 @@ class RoomState:
             origin=data["origin"],
             participants=tuple(Participant.from_dict(p) for p in data["participants"]),
             notice=data["notice"],
-            denied=tuple((d[0], d[1]) for d in data.get("denied", ())),
+            denied=tuple(Denial.from_dict(d) for d in data.get("denied", ())),
             ended_at=data["ended_at"],
             recording=Gate.from_dict(data.get("recording")),
             expires_at=data.get("expires_at"),

@@ -199,8 +199,8 @@ def _operation(op: Operation, ref: Ref) -> dict[str, Any]:
         out["security"] = []
     elif op.auth == "api_key_or_therapist":
         out["description"] = (
-            "Takes the practice's API key, or a therapist's link token, which reaches that "
-            "therapist's room only."
+            "Takes the practice's API key, or a therapist's link token with the `record` "
+            "permission, which reaches that therapist's room only."
         )
     return out
 

@@ -28,6 +28,9 @@ class Join:
 
     token: str
     resume: str | None
+    # The person chose "Join here instead" for a link open elsewhere: wait for the
+    # therapist as a new device rather than being refused with `link_in_use`.
+    new_device: bool = False
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,13 @@ class Deny:
 
     participant: str
     message: str
+
+
+@dataclass(frozen=True)
+class Allow:
+    TYPE: ClassVar[str] = "allow"
+
+    participant: str  # the id a turned-away client had, from the lobby's `denied` list
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,7 @@ class Chat:
     TYPE: ClassVar[str] = "chat"
 
     text: str
+    id: str = ""  # the sender's id for it, echoed in `chat` and `chat_undelivered`
 
 
 @dataclass(frozen=True)
@@ -107,6 +118,7 @@ Inbound = (
     Join
     | Admit
     | Deny
+    | Allow
     | LobbyNotice
     | Signal
     | Chat
@@ -146,7 +158,10 @@ def _join(msg: dict[str, Any]) -> Join:
         not isinstance(resume, str) or len(resume) > 200 or not resume.isascii()
     ):
         raise BadMessage("'resume' must be the resume token from 'joined'.")
-    return Join(token=token, resume=resume or None)
+    new_device = msg.get("new_device", False)
+    if not isinstance(new_device, bool):
+        raise BadMessage("'new_device' must be true or false.")
+    return Join(token=token, resume=resume or None, new_device=new_device)
 
 
 def _signal(msg: dict[str, Any]) -> Signal:
@@ -164,7 +179,7 @@ def _chat(msg: dict[str, Any]) -> Chat:
         raise ChatTooLong()
     if not text.strip():
         raise BadMessage("A chat message cannot be empty.")
-    return Chat(text=text)
+    return Chat(text=text, id=_text(msg, "id", limit=MAX_ID_CHARS, required=False))
 
 
 def _consent(msg: dict[str, Any]) -> Consent:
@@ -188,6 +203,7 @@ _PARSERS: dict[str, Callable[[dict[str, Any]], Inbound]] = {
         participant=_id(m, "participant"),
         message=_text(m, "message", limit=MAX_NOTICE_CHARS, required=False),
     ),
+    "allow": lambda m: Allow(participant=_id(m, "participant")),
     "lobby_notice": lambda m: LobbyNotice(text=_text(m, "text", limit=MAX_NOTICE_CHARS)),
     "signal": _signal,
     "chat": _chat,

@@ -12,6 +12,12 @@ Pub/sub keeps nothing for a node that is not listening, so publishing counts the
 with none (the node's subscription dropped while Redis stayed up), the envelope goes to the
 mailbox, and the node empties its sockets' mailboxes each time it is subscribed again, before
 it reads anything newer.
+
+Every envelope crosses Redis sealed (signaling/sealed_text.py): `{"to", "origin", "sealed"}`,
+the whole envelope encrypted under the nodes' shared key with the participant as context. A
+mailbox is written to Redis's append-only file and snapshots; a chat, notice or denial in it
+must not be readable there. (PUBLISH itself is not written to the append-only file, but an
+envelope published to a node that has just lost the socket goes on into a mailbox as is.)
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from redis.exceptions import RedisError
 from signaling.bus import RESUBSCRIBED, Deliver, Envelope, NodeHandler
 from signaling.errors import ServiceUnavailable
 from signaling.redis_store import unavailable_on_redis_errors
+from signaling.sealed_text import SealKeys, Unsealable, seal, unseal
 
 log = logging.getLogger("sessionroom.bus")
 
@@ -86,8 +93,10 @@ class RedisMessageBus:
         node_id: str,
         *,
         mailbox_seconds: float,
+        keys: SealKeys,
     ) -> None:
         self._redis = client
+        self._keys = keys
         self._prefix = prefix
         self._node_id = node_id
         self._mailbox_ms = int(mailbox_seconds * 1000)
@@ -222,7 +231,9 @@ class RedisMessageBus:
                 return  # to_nodes already ran it here
             self._run_handlers(data["node_message"])
             return
-        envelope = Envelope.from_dict(data)
+        envelope = self._open(data)
+        if envelope is None:
+            return
         deliver = self._subscribers.get(envelope.to)
         if deliver is not None:
             deliver(envelope)
@@ -245,7 +256,7 @@ class RedisMessageBus:
         # Always through Redis, even to a socket on this node: that socket may have just
         # been replaced by one on another node, and Redis knows which is current.
         async with unavailable_on_redis_errors():
-            await self._route(envelope.to, json.dumps(envelope.to_dict()))
+            await self._route(envelope.to, self._seal(envelope))
 
     async def _route(self, participant_id: str, data: str | bytes, forget: str = "") -> None:
         await self._route_script(
@@ -258,7 +269,30 @@ class RedisMessageBus:
             keys=[self._at(participant_id), self._mailbox(participant_id)],
             args=[self._node_id, int(LOCATION_TTL_SECONDS * 1000)],
         )
-        return [Envelope.from_dict(json.loads(raw)) for raw in kept]
+        opened = (self._open(json.loads(raw)) for raw in kept)
+        return [envelope for envelope in opened if envelope is not None]
+
+    def _seal(self, envelope: Envelope) -> str:
+        sealed = seal(self._keys, json.dumps(envelope.to_dict()), _context(envelope.to))
+        return json.dumps({"to": envelope.to, "origin": envelope.origin, "sealed": sealed})
+
+    def _open(self, data: Mapping[str, Any]) -> Envelope | None:
+        """The envelope, or None (logged by ids) if it does not open: sealed by a node with
+        another secret, or not sealed at all."""
+        to = data.get("to")
+        try:
+            envelope = Envelope.from_dict(
+                json.loads(unseal(self._keys, str(data.get("sealed")), _context(str(to))))
+            )
+        except (Unsealable, ValueError, KeyError, TypeError):
+            envelope = None
+        if envelope is None or envelope.to != to:
+            log.warning(
+                "envelope dropped: it does not open with this node's secret",
+                extra={"node": self._node_id, "participant": to},
+            )
+            return None
+        return envelope
 
     async def subscribe(self, participant_id: str, deliver: Deliver) -> None:
         self._subscribers[participant_id] = deliver
@@ -274,9 +308,16 @@ class RedisMessageBus:
         with contextlib.suppress(RedisError, OSError):
             await self._unsubscribe(keys=[self._at(participant_id)], args=[self._node_id])
 
-    async def discard(self, participant_id: str) -> None:
-        async with unavailable_on_redis_errors():
-            await self._redis.delete(self._mailbox(participant_id))
+    async def discard(self, participant_id: str) -> list[Envelope]:
+        async with (
+            unavailable_on_redis_errors(),
+            self._redis.pipeline(transaction=True) as pipe,
+        ):
+            pipe.lrange(self._mailbox(participant_id), 0, -1)
+            pipe.delete(self._mailbox(participant_id))
+            kept, _ = await pipe.execute()
+        opened = (self._open(json.loads(raw)) for raw in kept)
+        return [envelope for envelope in opened if envelope is not None]
 
     # ---- nodes ----
 
@@ -320,6 +361,10 @@ class RedisMessageBus:
     async def ping(self) -> None:
         async with unavailable_on_redis_errors():
             await self._redis.execute_command("PING")  # type: ignore[no-untyped-call]
+
+
+def _context(participant_id: str) -> str:
+    return f"envelope:{participant_id}"
 
 
 def _text(value: bytes | str) -> str:

@@ -6,6 +6,10 @@ runs again on the newer room. Every write renews the key's expiry, so a room tha
 touches for the retention period (or, for an API room, for that long after its last link
 expires) disappears by itself.
 
+The room's texts (its lobby notice, the messages of its denials) are sealed in that value
+(signaling/sealed_text.py), so that Redis's append-only file and snapshots never hold them in
+plaintext; display names and ids stay readable (docs/security.md says for how long).
+
 For each node, `<prefix>:noderooms:<node>` lists the rooms where it held sockets, so that
 when a node dies another can find its participants (signaling/liveness.py).
 """
@@ -13,16 +17,21 @@ when a node dies another can find its participants (signaling/liveness.py).
 from __future__ import annotations
 
 import json
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, WatchError
 
 from signaling.errors import ServiceUnavailable
 from signaling.model import RoomState
+from signaling.sealed_text import SealKeys, Unsealable, seal, unseal
 from signaling.store import Mutation, StoreStats, T
+
+log = logging.getLogger("sessionroom.store")
 
 MAX_ATTEMPTS = 100  # contended writes of one room before giving up
 SCAN_CHUNK = 500
@@ -38,10 +47,38 @@ async def unavailable_on_redis_errors() -> AsyncIterator[None]:
 
 
 class RedisRoomStore:
-    def __init__(self, client: aioredis.Redis, prefix: str, *, retention_seconds: float) -> None:
+    def __init__(
+        self, client: aioredis.Redis, prefix: str, *, retention_seconds: float, keys: SealKeys
+    ) -> None:
         self._redis = client
         self._prefix = prefix
         self._ttl_ms = int(retention_seconds * 1000)
+        self._keys = keys
+
+    def _decode(self, raw: bytes | str | None) -> RoomState | None:
+        if raw is None:
+            return None
+        return RoomState.from_dict(room_texts(json.loads(raw), self._open_text))
+
+    def _encode(self, room: RoomState) -> str:
+        return json.dumps(
+            room_texts(room.to_dict(), lambda text, room_id: self._seal(text, room_id))
+        )
+
+    def _seal(self, text: str, room_id: str) -> str:
+        return seal(self._keys, text, f"room:{room_id}") if text else ""
+
+    def _open_text(self, value: str, room_id: str) -> str:
+        if not value:
+            return ""
+        try:
+            return unseal(self._keys, value, f"room:{room_id}")
+        except Unsealable:
+            # Sealed by a node with another secret (or written before texts were sealed):
+            # the text is lost, the room is not.
+            log.warning("room text dropped: it does not open with this node's secret",
+                        extra={"room": room_id})  # fmt: skip
+            return ""
 
     def _key(self, room_id: str) -> str:
         return f"{self._prefix}:room:{room_id}"
@@ -56,7 +93,7 @@ class RedisRoomStore:
     async def get(self, room_id: str) -> RoomState | None:
         async with unavailable_on_redis_errors():
             raw = await self._redis.get(self._key(room_id))
-        return _decode(raw)
+        return self._decode(raw)
 
     async def update(self, room_id: str, mutate: Mutation[T]) -> T:
         key = self._key(room_id)
@@ -65,12 +102,12 @@ class RedisRoomStore:
                 async with self._redis.pipeline(transaction=True) as pipe:
                     try:
                         await pipe.watch(key)
-                        current = _decode(await pipe.get(key))
+                        current = self._decode(await pipe.get(key))
                         new, result = mutate(current)
                         if new is None or new is current:
                             return result  # leaving the block resets the WATCH
                         pipe.multi()  # type: ignore[no-untyped-call]
-                        pipe.set(key, json.dumps(new.to_dict()), px=self._key_ttl_ms(new))
+                        pipe.set(key, self._encode(new), px=self._key_ttl_ms(new))
                         pipe.sadd(self._index, room_id)
                         for node in {p.node for p in new.participants if p.connected}:
                             pipe.sadd(self.node_rooms_key(node), room_id)
@@ -99,7 +136,7 @@ class RedisRoomStore:
             for start in range(0, len(ids), step):
                 chunk = ids[start : start + step]
                 values = await self._redis.mget([self._key(i) for i in chunk])
-                rooms += [r for r in map(_decode, values) if r is not None]
+                rooms += [r for r in map(self._decode, values) if r is not None]
                 if len(rooms) >= limit:
                     break
         return rooms[:limit]
@@ -121,7 +158,7 @@ class RedisRoomStore:
             for start in range(0, len(ids), SCAN_CHUNK):
                 chunk = ids[start : start + SCAN_CHUNK]
                 values = await self._redis.mget([self._key(i) for i in chunk])
-                out += [(i, _decode(v)) for i, v in zip(chunk, values, strict=True)]
+                out += [(i, self._decode(v)) for i, v in zip(chunk, values, strict=True)]
             expired = [i for i, room in out if room is None]
             if expired:  # their keys expired: the index forgets them too
                 await self._redis.srem(self._index, *expired)
@@ -169,7 +206,20 @@ def _text(member: bytes | str) -> str:
     return member.decode() if isinstance(member, bytes) else str(member)
 
 
-def _decode(raw: bytes | str | None) -> RoomState | None:
-    if raw is None:
-        return None
-    return RoomState.from_dict(json.loads(raw))
+def room_texts(data: dict[str, Any], change: Callable[[str, str], str]) -> dict[str, Any]:
+    """The room's dict with `change(text, room id)` applied to each of its free texts: the
+    lobby notice, and each denial's message (the last item of an entry, or its `message`)."""
+    room_id = str(data["id"])
+    out = dict(data)
+    if isinstance(out.get("notice"), str):
+        out["notice"] = change(out["notice"], room_id)
+    denied = []
+    for entry in out.get("denied") or ():
+        if isinstance(entry, list | tuple) and entry and isinstance(entry[-1], str):
+            entry = [*entry[:-1], change(entry[-1], room_id)]
+        elif isinstance(entry, dict) and isinstance(entry.get("message"), str):
+            entry = {**entry, "message": change(entry["message"], room_id)}
+        denied.append(entry)
+    if "denied" in out:
+        out["denied"] = denied
+    return out

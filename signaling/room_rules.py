@@ -22,7 +22,7 @@ from signaling.errors import (
     RoomFull,
 )
 from signaling.lobby import LobbyEvent, next_state
-from signaling.model import Participant, ParticipantState, Role, RoomSettings, RoomState
+from signaling.model import Denial, Participant, ParticipantState, Role, RoomSettings, RoomState
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,17 @@ class Change:
     after: Participant | None
     # What the change did to the recording gate, if anything (see follow_gate).
     gate: GateChange | None = None
+    # A participant this change took out of the room on the side: the old place a new device
+    # replaced on admission, or a new device of the same link whose socket had gone.
+    replaced: Participant | None = None
+    # A new device that waited for the participant who just went: now free of that wait
+    # (still waiting, or admitted in a room without a waiting room).
+    released: Participant | None = None
+
+
+# Live sockets (a socket in its grace period counting) one therapist link may hold: a
+# laptop and a phone, say, but not one link opening a crowd into a client's session.
+THERAPIST_SOCKETS_PER_LINK = 2
 
 
 def require_open(room: RoomState | None) -> RoomState:
@@ -71,17 +82,19 @@ def open_room(
     return room
 
 
-def join(room: RoomState, newcomer: Participant) -> Change:
-    """A fresh join. A client link already in use elsewhere is refused while that socket
-    is live, and takes the place back when it is not (the same person reopening the link).
+def join(room: RoomState, newcomer: Participant, *, new_device: bool = False) -> Change:
+    """A join without the resume secret. It never takes an existing place back: a client
+    link whose place is held goes through the waiting room as a new device (see
+    `_new_device`); a therapist link holds at most THERAPIST_SOCKETS_PER_LINK places.
     """
     room = require_open(room)
-    if newcomer.role is Role.CLIENT:
+    if newcomer.role is Role.THERAPIST:
+        if len(room.on_link(newcomer.link_id)) >= THERAPIST_SOCKETS_PER_LINK:
+            raise LinkInUse("This therapist link is already open on two devices.")
+    else:
         holder = room.by_link(newcomer.link_id)
         if holder is not None:
-            if holder.connected:
-                raise LinkInUse()
-            return reconnect(room, holder.id, newcomer.node, newcomer.resume_hash)
+            return _new_device(room, newcomer, holder, new_device)
     if newcomer.role is Role.THERAPIST or not room.settings.waiting_room:
         if newcomer.role is Role.CLIENT and room.admitted_clients >= room.settings.max_clients:
             raise RoomFull()
@@ -91,11 +104,62 @@ def join(room: RoomState, newcomer: Participant) -> Change:
     return Change(room.with_participant(p), None, p)
 
 
+def _new_device(
+    room: RoomState, newcomer: Participant, holder: Participant, new_device: bool
+) -> Change:
+    """The link of `holder` opened without its resume secret. While the holder's socket is
+    live that is `link_in_use`, unless the person chose to join here instead (`new_device`);
+    either way, or once the holder's socket has dropped, the newcomer waits as a new device
+    for the therapist, and admitting it replaces the holder. In a room without a waiting room
+    it waits until the holder's place is gone (or a therapist admits it)."""
+    pending = room.pending_for(holder.id)
+    if pending is not None and pending.connected:
+        raise LinkInUse()
+    if holder.connected and not new_device:
+        raise LinkInUse()
+    if pending is not None:
+        room = replace(room, participants=tuple(p for p in room.participants if p is not pending))
+    p = replace(
+        newcomer,
+        state=ParticipantState.WAITING,
+        waiting_since=newcomer.joined_at,
+        replaces=holder.id,
+    )
+    return Change(room.with_participant(p), None, p, replaced=pending)
+
+
+def _release(room: RoomState, gone: str) -> tuple[RoomState, Participant | None]:
+    """`gone` left its place: a new device waiting to replace it waits on as anyone else,
+    and in a room without a waiting room takes a fresh place at once if there is one."""
+    pending = room.pending_for(gone)
+    if pending is None:
+        return room, None
+    freed = replace(pending, replaces=None)
+    if not room.settings.waiting_room and (
+        freed.role is not Role.CLIENT or room.admitted_clients < room.settings.max_clients
+    ):
+        freed = replace(freed, state=ParticipantState.ADMITTED, waiting_since=None)
+    return room.with_participant(freed), freed
+
+
+STAYING = (ParticipantState.WAITING, ParticipantState.ADMITTED)
+
+
+def _gone(change: Change) -> Change:
+    """Release whoever waited to replace a participant that this change took out."""
+    before, after = change.before, change.after
+    if before is None or after is None or after.state in STAYING:
+        return change
+    room, freed = _release(change.room, before.id)
+    return replace(change, room=room, released=freed)
+
+
 def reconnect(
     room: RoomState, participant_id: str, node: str, resume_hash: str | None = None
 ) -> Change:
     """A participant's new socket takes over its place, same id and same state; with
-    `resume_hash`, the new socket gets a resume token of its own."""
+    `resume_hash`, the new socket gets a resume token of its own (the old one stops
+    working)."""
     room = require_open(room)
     before = _require(room, participant_id)
     after = replace(
@@ -124,7 +188,7 @@ def expire(room: RoomState, participant_id: str, connection: int) -> Change | No
     if p is None or p.connection != connection or p.connected:
         return None
     after = replace(p, state=next_state(p.state, LobbyEvent.EXPIRE))
-    return Change(room.with_participant(after), p, after)
+    return _gone(Change(room.with_participant(after), p, after))
 
 
 def leave(room: RoomState, participant_id: str) -> Change | None:
@@ -132,7 +196,7 @@ def leave(room: RoomState, participant_id: str) -> Change | None:
     if p is None:
         return None
     after = replace(p, state=next_state(p.state, LobbyEvent.LEAVE))
-    return Change(room.with_participant(after), p, after)
+    return _gone(Change(room.with_participant(after), p, after))
 
 
 def admit(room: RoomState, actor_id: str, target_id: str) -> Change:
@@ -141,16 +205,32 @@ def admit(room: RoomState, actor_id: str, target_id: str) -> Change:
     target = _require(room, target_id)
     if target.state is not ParticipantState.WAITING:
         raise Conflict("That participant is no longer waiting.")
+    # A new device of a link takes the place it replaces: the old one goes.
+    old = room.participant(target.replaces) if target.replaces else None
+    if old is not None:
+        room = replace(room, participants=tuple(p for p in room.participants if p is not old))
     if target.role is Role.CLIENT and room.admitted_clients >= room.settings.max_clients:
         raise RoomFull()
-    after = replace(target, state=next_state(target.state, LobbyEvent.ADMIT), waiting_since=None)
-    return Change(room.with_participant(after), target, after)
+    after = replace(
+        target,
+        state=next_state(target.state, LobbyEvent.ADMIT),
+        waiting_since=None,
+        replaces=None,
+    )
+    return Change(room.with_participant(after), target, after, replaced=old)
 
 
+# A room remembers at most this many denials, one per link, the most recent kept: the bound
+# on what one room's state holds. A link pushed out by newer denials is not let in: it waits
+# again, where the therapist sees it.
 DENIED_KEPT = 20
 
 
-def deny(room: RoomState, actor_id: str, target_id: str, message: str = "") -> Change:
+def deny(
+    room: RoomState, actor_id: str, target_id: str, message: str = "", now: float = 0.0
+) -> Change:
+    """Turn a waiting client away. Its link stays refused for the rest of the room's life
+    (see `denial`), until a therapist allows it again (`allow`)."""
     room = require_open(room)
     require_therapist(room, actor_id)
     target = _require(room, target_id)
@@ -158,8 +238,32 @@ def deny(room: RoomState, actor_id: str, target_id: str, message: str = "") -> C
         after = replace(target, state=next_state(target.state, LobbyEvent.DENY))
     except InvalidTransition:
         raise Conflict("That participant is no longer waiting.") from None
-    room = replace(room, denied=(*room.denied, (target.id, message))[-DENIED_KEPT:])
-    return Change(room.with_participant(after), target, after)
+    room = replace(room, denied=_denied_with(room, target, message, now))
+    return _gone(Change(room.with_participant(after), target, after))
+
+
+def _denied_with(
+    room: RoomState, target: Participant, message: str, now: float
+) -> tuple[Denial, ...]:
+    """The room's denials with this one added: one per link, the newest DENIED_KEPT."""
+    d = Denial(target.id, target.link_id, target.display_name, now, message)
+    return (*(old for old in room.denied if old.link != target.link_id), d)[-DENIED_KEPT:]
+
+
+def link_denial(room: RoomState, link_id: str) -> Denial | None:
+    """The denial that refuses this link a new place, if any: a link turned away stays
+    refused for the rest of the room's life (a place it still holds may be resumed with its
+    resume secret: that is not this link joining again)."""
+    return room.denial(link=link_id)
+
+
+def allow(room: RoomState, actor_id: str, denied_id: str) -> RoomState:
+    """A therapist lets a turned-away link join again: into the waiting room, as anyone."""
+    room = require_open(room)
+    require_therapist(room, actor_id)
+    if room.denial(participant=denied_id) is None:
+        raise NotFound("Nobody by that id was turned away.")
+    return replace(room, denied=tuple(d for d in room.denied if d.participant != denied_id))
 
 
 def set_notice(room: RoomState, actor_id: str, text: str) -> RoomState:
@@ -171,7 +275,8 @@ def set_notice(room: RoomState, actor_id: str, text: str) -> RoomState:
 def end(room: RoomState | None, now: float) -> tuple[RoomState, tuple[Participant, ...]]:
     """End the room for everyone; returns the ended room and who was in it."""
     room = require_open(room)
-    return replace(room, participants=(), ended_at=now, notice=""), room.participants
+    ended = replace(room, participants=(), ended_at=now, notice="", denied=())
+    return ended, room.participants
 
 
 def follow_gate(change: Change, now: float) -> Change:
@@ -179,6 +284,24 @@ def follow_gate(change: Change, now: float) -> Change:
     too, and someone leaving ends the request."""
     if change.after is None:
         return change
+    # At most one step moves the gate: a participant leaving an open request stops it.
+    replaced = change.replaced
+    if replaced is not None and replaced.in_room:
+        moved = recording_gate.participant_left(
+            change.room.recording, participant=replaced.id, now=now
+        )
+        if moved is not None:
+            return replace(change, room=replace(change.room, recording=moved.gate), gate=moved)
+    released = change.released
+    if released is not None and released.in_room and change.before is not None:
+        left = change.before.in_room and not change.after.in_room
+        if not left or not change.room.recording.asked(change.before.id):
+            moved = recording_gate.participant_entered(
+                change.room.recording, participant=released.id, now=now
+            )
+            if moved is not None:
+                room = replace(change.room, recording=moved.gate)
+                return replace(change, room=room, gate=moved)
     was_in = change.before is not None and change.before.in_room
     if change.after.in_room and not was_in:
         moved = recording_gate.participant_entered(

@@ -39,6 +39,7 @@ from signaling.errors import (
 )
 from signaling.keyed_lock import KeyedLock
 from signaling.model import (
+    Denial,
     Participant,
     ParticipantState,
     Permission,
@@ -101,6 +102,8 @@ def _lobby(room: RoomState) -> dict[str, Any]:
     return {
         "type": "lobby",
         "waiting": [p.waiting_entry() for p in room.waiting],
+        # Those turned away, whose links stay refused until a therapist sends `allow`.
+        "denied": [d.lobby_entry() for d in room.denied if d.link],
     }
 
 
@@ -234,7 +237,9 @@ class RoomService:
 
     # ---- joining ----
 
-    async def join(self, claims: LinkClaims, resume: str | None) -> Joined:
+    async def join(
+        self, claims: LinkClaims, resume: str | None, *, new_device: bool = False
+    ) -> Joined:
         async with self._serial.hold(claims.room):
             now = self.clock()
             node = self.bus.node_id
@@ -256,30 +261,37 @@ class RoomService:
             def apply(current: RoomState | None) -> tuple[RoomState | None, Change]:
                 room = room_rules.open_room(current, claims.room, claims.room_settings, now, "link")
                 held = room.participant(resume_id) if resume_id else None
-                denial = dict(room.denied).get(resume_id) if resume_id else None
+                denial = room.denial(participant=resume_id) if resume_id else None
                 if denial is not None:
-                    raise Denied(denial or None)
-                if held is not None:
-                    if held.link_id != claims.link_id or not resume_matches(
-                        resume_secret, held.resume_hash
-                    ):
-                        raise InvalidToken("The resume token is not valid.")
-                    change = room_rules.reconnect(room, held.id, node)
+                    raise self._refusal(denial)
+                if held is not None and held.link_id != claims.link_id:
+                    raise InvalidToken("The resume token is not valid.")
+                if held is not None and resume_matches(resume_secret, held.resume_hash):
+                    # The place back, with a new secret: the one just used stops working.
+                    change = room_rules.reconnect(room, held.id, node, secret_hash)
                 else:
-                    # Unknown or expired resume token: a fresh join, from the start.
-                    change = room_rules.join(room, newcomer)
+                    # No secret, an old one, or an expired place: a join without the secret,
+                    # which never takes a place back (room_rules.join).
+                    turned_away = room_rules.link_denial(room, claims.link_id)
+                    if turned_away is not None:
+                        raise self._refusal(turned_away)
+                    change = room_rules.join(room, newcomer, new_device=new_device)
                 change = room_rules.follow_gate(change, now)
                 return change.room, change
 
             try:
                 change = await self.store.update(claims.room, apply)
             except LinkInUse:
-                await self._tell_therapists_link_in_use(claims)
+                if claims.role is Role.CLIENT:
+                    await self._tell_therapists_link_in_use(claims)
                 raise
             me = change.after
             assert me is not None
             resumed = change.before is not None
-            token_secret = resume_secret if resume_id == me.id else secret
+            if change.replaced is not None:
+                # An earlier new device of this link, waiting with its socket gone: this one
+                # took its turn (room_rules._new_device), so nothing is kept for it.
+                await self.bus.discard(change.replaced.id)
             if resumed:
                 await self._after_reconnect(change)
             else:
@@ -300,7 +312,7 @@ class RoomService:
                 },
             )
             session = Session(claims.room, me.id, me.connection, claims)
-            token = resume_token(me.id, token_secret)
+            token = resume_token(me.id, secret)
             return Joined(session, self._joined_message(change.room, me, claims, token, resumed))
 
     def _joined_message(
@@ -328,7 +340,9 @@ class RoomService:
             msg["therapist_present"] = room.therapist_present
             msg["notice"] = room.notice
         if me.role is Role.THERAPIST:
-            msg["lobby"] = _lobby(room)["waiting"]
+            lobby = _lobby(room)
+            msg["lobby"] = lobby["waiting"]
+            msg["denied"] = lobby["denied"]
         return msg
 
     async def _after_fresh_join(self, change: Change) -> None:
@@ -372,8 +386,8 @@ class RoomService:
             )
 
     async def _tell_therapists_link_in_use(self, claims: LinkClaims) -> None:
-        # The page retries quietly for a while (the first device may just be a dead socket
-        # not yet noticed): tell the therapists once per link and minute, not every try.
+        # Someone may try again and again ("Join here instead" is one more try): tell the
+        # therapists once per link and minute, not every try.
         now = self.clock()
         self._link_alerts = {k: t for k, t in self._link_alerts.items() if now - t < 60}
         if claims.link_id in self._link_alerts:
@@ -409,25 +423,55 @@ class RoomService:
             log.info(
                 "admitted", extra={"room": s.room_id, "participant": target, "by": s.participant_id}
             )
-            peers = [p for p in room.admitted if p.id != admitted.id]
-            # Those in the room hear of the newcomer first: its first signals follow its
-            # `admitted`, and must not reach a peer who does not yet know it joined after them
-            # (that peer makes the offer). Over Redis, a node's sends arrive in order.
-            await self._send_many(
-                (p.id for p in peers), {"type": "peer_joined", "participant": admitted.public()}
-            )
-            await self._send(
-                admitted.id, {"type": "admitted", "peers": [p.public() for p in peers]}
-            )
-            await self._send_lobby(room)
+            if change.replaced is not None:
+                await self._after_replaced(room, change.replaced)
+            await self._send_admitted(room, admitted)
             if change.gate is not None:
                 await self._after_gate(room, change.gate)
+
+    async def _after_replaced(self, room: RoomState, old: Participant) -> None:
+        """A new device of the same link was admitted into `old`'s place: the old socket,
+        if any, is told and closed, and those in the room see the old one leave."""
+        log.info("participant replaced", extra={"room": room.id, "participant": old.id})
+        if old.connected:
+            await self.bus.publish(
+                Envelope(
+                    to=old.id,
+                    origin=self.bus.node_id,
+                    payload={
+                        "type": "error",
+                        "code": "replaced",
+                        "message": "This session continued on another device.",
+                    },
+                    close_code=CLOSE_REPLACED,
+                    close_reason="replaced",
+                    connection=old.connection,
+                )
+            )
+        await self._tell_undelivered(room, old.id, await self.bus.discard(old.id))
+        if old.in_room:
+            await self._send_many(
+                (p.id for p in room.admitted),
+                {"type": "peer_left", "participant": old.id, "reason": "replaced"},
+            )
+
+    async def _send_admitted(self, room: RoomState, admitted: Participant) -> None:
+        peers = [p for p in room.admitted if p.id != admitted.id]
+        # Those in the room hear of the newcomer first: its first signals follow its
+        # `admitted`, and must not reach a peer who does not yet know it joined after them
+        # (that peer makes the offer). Over Redis, a node's sends arrive in order.
+        await self._send_many(
+            (p.id for p in peers), {"type": "peer_joined", "participant": admitted.public()}
+        )
+        await self._send(admitted.id, {"type": "admitted", "peers": [p.public() for p in peers]})
+        await self._send_lobby(room)
 
     async def deny(self, s: Session, target: str, message: str) -> None:
         async with self._serial.hold(s.room_id):
             self._require(s, Permission.DENY)
+            now = self.clock()
             change = await self._apply(
-                s.room_id, lambda r: room_rules.deny(r, s.participant_id, target, message)
+                s.room_id, lambda r: room_rules.deny(r, s.participant_id, target, message, now)
             )
             log.info("denied", extra={**s.ids, "participant": target, "by": s.participant_id})
             await self._send(
@@ -437,7 +481,27 @@ class RoomService:
                 close_reason="denied",
             )
             await self.bus.discard(target)
-            await self._send_lobby(change.room)
+            if change.released is not None and change.released.in_room:
+                await self._send_admitted(change.room, change.released)
+            else:
+                await self._send_lobby(change.room)
+
+    async def allow(self, s: Session, denied_id: str) -> None:
+        """A therapist lets a turned-away link join again (into the waiting room)."""
+        async with self._serial.hold(s.room_id):
+            self._require(s, Permission.ADMIT)
+
+            def apply(current: RoomState | None) -> tuple[RoomState | None, RoomState]:
+                room = room_rules.allow(
+                    room_rules.require_open(current), s.participant_id, denied_id
+                )
+                return room, room
+
+            room = await self.store.update(s.room_id, apply)
+            log.info(
+                "allowed again", extra={**s.ids, "participant": denied_id, "by": s.participant_id}
+            )
+            await self._send_lobby(room)
 
     async def lobby_notice(self, s: Session, text: str) -> None:
         async with self._serial.hold(s.room_id):
@@ -468,11 +532,36 @@ class RoomService:
             raise NotFound("No such participant in this room.")
         await self._send(to, {"type": "signal", "from": s.participant_id, "data": data})
 
-    async def chat(self, s: Session, text: str) -> None:
+    async def chat(self, s: Session, text: str, chat_id: str = "") -> None:
         self._require(s, Permission.CHAT)
         room = await self._admitted_room(s)
-        message = {"type": "chat", "from": s.participant_id, "text": text, "at": self.clock()}
+        message = {
+            "type": "chat",
+            "from": s.participant_id,
+            "text": text,
+            "at": self.clock(),
+            # The sender's own id for this message (a new one if it gave none): a recipient
+            # who never gets it is named back to the sender with it (`chat_undelivered`).
+            "id": chat_id or "c-" + secrets.token_urlsafe(6),
+        }
         await self._send_many((p.id for p in room.admitted if p.id != s.participant_id), message)
+
+    async def _tell_undelivered(
+        self, room: RoomState, recipient: str, kept: Iterable[Envelope]
+    ) -> None:
+        """A participant left (or its grace period ran out) with chat still kept for it:
+        each sender still here is told, once per message, that it never arrived."""
+        for envelope in kept:
+            payload = envelope.payload or {}
+            sender = payload.get("from")
+            if payload.get("type") != "chat" or not isinstance(sender, str):
+                continue
+            if room.participant(sender) is None:
+                continue  # the sender has gone too: nobody to tell
+            log.info("chat not delivered", extra={"room": room.id, "participant": recipient})
+            await self._send(
+                sender, {"type": "chat_undelivered", "id": payload.get("id"), "to": recipient}
+            )
 
     async def leave(self, s: Session) -> None:
         async with self._serial.hold(s.room_id):
@@ -773,18 +862,29 @@ class RoomService:
     async def _after_departure(self, change: Change, reason: str) -> None:
         before, room = change.before, change.room
         assert before is not None
-        await self.bus.discard(before.id)
+        await self._tell_undelivered(room, before.id, await self.bus.discard(before.id))
         log.info(
             "participant left",
             extra={"room": room.id, "participant": before.id, "reason": reason},
         )
+        released = change.released
         if before.state is ParticipantState.WAITING:
-            await self._send_lobby(room)
+            if released is not None and released.in_room:
+                await self._send_admitted(room, released)
+            else:
+                await self._send_lobby(room)
             return
         await self._send_many(
-            (p.id for p in room.admitted),
+            (p.id for p in room.admitted if released is None or p.id != released.id),
             {"type": "peer_left", "participant": before.id, "reason": reason},
         )
+        if released is not None:
+            # A new device that waited for this place: in a room without a waiting room it
+            # comes in now; otherwise the therapist's lobby shows it as anyone waiting.
+            if released.in_room:
+                await self._send_admitted(room, released)
+            else:
+                await self._send_lobby(room)
         if before.role is Role.THERAPIST and not room.therapist_present:
             await self._send_presence(room)
         if change.gate is not None:
@@ -802,6 +902,12 @@ class RoomService:
     # ---- helpers ----
 
     @staticmethod
+    def _refusal(denial: Denial) -> Denied:
+        """The refusal a turned-away link or participant gets: `denied`, with the
+        therapist's words (or the default text). The one place a stored denial text is read."""
+        return Denied(denial.message or None)
+
+    @staticmethod
     def _require(s: Session, permission: Permission) -> None:
         if not s.claims.may(permission):
             raise Forbidden()
@@ -816,11 +922,11 @@ class RoomService:
             raise RoomEnded()
         me = room.participant(s.participant_id)
         if me is None:
-            denial = dict(room.denied).get(s.participant_id)
+            denial = room.denial(participant=s.participant_id)
             if denial is not None:
                 # Turned away on another node, its `denied` still on the way over the bus:
                 # the refusal a resume would get, not a lost state (found by bench/fuzz.py).
-                raise Denied(denial or None)
+                raise self._refusal(denial)
             # Likewise a room opened afresh by someone else after such a loss: it has never
             # heard of this socket's participant.
             raise StateLost()

@@ -90,7 +90,7 @@ class Connection:
             raise NotAllowed("The first message must be 'join'.")
         self.metrics.messages["join"] += 1
         claims = self.service.keys.verify(inbound.token)
-        joined = await self.service.join(claims, inbound.resume)
+        joined = await self.service.join(claims, inbound.resume, new_device=inbound.new_device)
         self.metrics.joins[str(claims.role)] += 1
         # `joined` goes first; then whatever the bus kept for this participant.
         self._outbox.put_nowait(Envelope(to="", origin="", payload=joined.message))
@@ -191,12 +191,14 @@ class Connection:
         match inbound:
             case protocol.Signal(to=to, data=payload):
                 await service.signal(session, to, payload)
-            case protocol.Chat(text=text):
-                await service.chat(session, text)
+            case protocol.Chat(text=text, id=chat_id):
+                await service.chat(session, text, chat_id)
             case protocol.Admit(participant=target):
                 await service.admit(session, target)
             case protocol.Deny(participant=target, message=message):
                 await service.deny(session, target, message)
+            case protocol.Allow(participant=target):
+                await service.allow(session, target)
             case protocol.LobbyNotice(text=text):
                 await service.lobby_notice(session, text)
             case protocol.Leave():

@@ -11,8 +11,13 @@ REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
 class RedisServer:
-    def __init__(self, folder: Path) -> None:
+    """`append_only`: write the append-only file as a deployment does (the shipped Compose
+    file turns it on), each write synced at once, for tests that read what reached the disk.
+    Without it (the session's server) Redis keeps nothing on disk."""
+
+    def __init__(self, folder: Path, *, append_only: bool = False) -> None:
         self.folder = folder
+        self.append_only = append_only
         self.socket = folder / "redis.sock"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -32,7 +37,8 @@ class RedisServer:
                 "--unixsocketperm", "700",
                 "--dir", str(self.folder),
                 "--save", "",
-                "--appendonly", "no",
+                "--appendonly", "yes" if self.append_only else "no",
+                "--appendfsync", "always",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -58,10 +58,13 @@ async def test_the_token_stays_in_the_page(browser: Browser, site: Site) -> None
     await expect(page.locator("#screen-waiting")).to_be_visible()
     assert seen and all(token not in url for url in seen)
     assert any("/ws" in url for url in seen)
+    # Nothing in localStorage; this tab's sessionStorage holds the link and the resume token
+    # (a reload resumes), and the address bar no longer shows the token.
     storage = await page.evaluate(
-        "() => JSON.stringify([Object.keys(localStorage), Object.keys(sessionStorage)])"
+        "() => JSON.stringify([Object.keys(localStorage), Object.keys(sessionStorage).sort()])"
     )
-    assert storage == "[[],[]]"
+    assert storage == '[[],["sessionroom.resume","sessionroom.token"]]'
+    assert token not in page.url
     assert violations == []
 
 
@@ -110,7 +113,10 @@ async def test_audio_only_stops_video_both_ways(browser: Browser, site: Site) ->
 
 @pytest.mark.parametrize(
     ("fragment", "heading"),
-    [("", "This link is incomplete"), ("#garbage", "This link is incomplete")],
+    [
+        ("", "Please open the link from your message again."),
+        ("#garbage", "This link is incomplete"),
+    ],
 )
 async def test_broken_links_explain_themselves(
     browser: Browser, site: Site, fragment: str, heading: str

@@ -46,8 +46,10 @@ def fact(item: Locator, term: str) -> Locator:
     return item.locator(f"xpath=.//dt[normalize-space()='{term}']/following-sibling::dd[1]")
 
 
-def token_of(page: Page) -> str:
-    return page.url.partition("#")[2]
+async def token_of(page: Page) -> str:
+    # The page moves the token from the address bar into its tab's sessionStorage.
+    token: str = await page.evaluate("sessionStorage.getItem('sessionroom.token')")
+    return token
 
 
 async def test_the_therapist_lists_downloads_and_deletes_a_recording(
@@ -56,7 +58,7 @@ async def test_the_therapist_lists_downloads_and_deletes_a_recording(
     site = recording_site
     therapist = await audited_page(browser, site.link("r", Role.THERAPIST, "Dr Sam", CONSENT))
     client = await open_page(browser, site.link("r", Role.CLIENT, "Alex", CONSENT))
-    token = token_of(therapist)
+    token = await token_of(therapist)
     api_calls: list[Request] = []
     urls: list[str] = []
 

@@ -104,23 +104,36 @@ async def test_leaving_from_the_waiting_room(browser: Browser, site: Site) -> No
     await expect(therapist.locator(".lobby-item")).to_have_count(1)
 
 
-async def test_link_open_elsewhere_retries_quietly_then_takes_over(
+async def test_link_open_elsewhere_offers_to_join_here_instead(
     browser: Browser, site: Site
 ) -> None:
-    therapist = await open_page(browser, site.link("r", Role.THERAPIST, "Dr Sam"))
-    await join(therapist)
-    link = site.link("r", Role.CLIENT, "Alex")
-    first = await open_page(browser, link)
-    await join(first)
-    await expect(first.locator("#screen-waiting")).to_be_visible()
+    therapist, first = await in_call(browser, site)
     first_id = await first.evaluate("document.body.dataset.participant")
-    second = await open_page(browser, link)
+    # Exactly the client's own link, opened in another browser.
+    link = await first.evaluate("sessionStorage.getItem('sessionroom.token')")
+    second = await open_page(browser, f"{site.base}/join#{link}")
     await join(second)
-    heading = second.get_by_role("heading", name="This link seems to be open somewhere else")
+    heading = second.get_by_role("heading", name="This link is already open")
     await expect(heading).to_be_visible()
-    await screenshot(second, "14-link-open-elsewhere")
-    # The first window goes away: the second takes the place over on its next try.
-    await first.context.close()
-    await expect(second.locator("#screen-waiting")).to_be_visible(timeout=15_000)
-    assert await second.evaluate("document.body.dataset.participant") == first_id
-    await expect(therapist.locator(".lobby-item")).to_have_count(1)
+    await expect(therapist.get_by_role("alert")).to_contain_text("second device")
+    for width in (320, 375, 1280):
+        await second.set_viewport_size({"width": width, "height": 720})
+        await screenshot(second, f"14-link-open-elsewhere-{width}")
+    await second.get_by_role("button", name="Join here instead").click()
+    await join(second)
+    await expect(second.locator("#screen-waiting")).to_be_visible()
+    second_id = await second.evaluate("document.body.dataset.participant")
+    assert second_id != first_id
+    item = therapist.locator(".lobby-item").filter(has_text="Alex")
+    await expect(item).to_contain_text("Joining from a new device")
+    for width in (320, 375, 1280):
+        await therapist.set_viewport_size({"width": width, "height": 900})
+        await screenshot(therapist, f"14-lobby-new-device-{width}")
+    # The first window is untouched until the therapist admits the new device...
+    await expect(first.locator("#screen-call")).to_be_visible()
+    await therapist.get_by_role("button", name="Admit Alex").click()
+    # ...which replaces the old place: the first window is told, the new one is in the call.
+    await expect(first.get_by_role("heading", name="Continued elsewhere")).to_be_visible()
+    await expect(second.locator("#screen-call")).to_be_visible()
+    await expect(therapist.locator(".peer")).to_have_count(1)
+    await chat_reaches(second, therapist, "here now")

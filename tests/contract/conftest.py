@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ from tests.redis_server import RedisServer
 from tests.support import make_settings
 
 Node = tuple[RoomStore, MessageBus]
-RedisNodes = Callable[[int], Awaitable[list[Node]]]
+RedisNodes = Callable[..., Awaitable[list[Node]]]
 
 
 @pytest.fixture
@@ -24,7 +25,7 @@ async def redis_nodes(redis_server: RedisServer) -> AsyncIterator[RedisNodes]:
     made: list[Node] = []
     prefix = "t" + secrets.token_hex(4)  # this test's own keys
 
-    async def make(count: int) -> list[Node]:
+    async def make(count: int, **overrides: Any) -> list[Node]:
         out = []
         for _ in range(count):
             settings = make_settings(
@@ -32,6 +33,7 @@ async def redis_nodes(redis_server: RedisServer) -> AsyncIterator[RedisNodes]:
                 redis_prefix=prefix,
                 node_id=f"node-{len(made)}",
                 grace_seconds=2.0,
+                **overrides,  # e.g. another `secret`
             )
             store, bus = make_backends(settings)
             await bus.start()

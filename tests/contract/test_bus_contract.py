@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 
 from signaling.bus import RESUBSCRIBED, Envelope
@@ -70,7 +71,11 @@ async def test_discard_drops_what_was_kept(node: Node) -> None:
     _, bus = node
     for n in range(3):
         await bus.publish(_env("p1", n))
-    await bus.discard("p1")
+    dropped = await bus.discard("p1")
+    # Returned, never delivered: the service tells a chat's sender it was not delivered.
+    assert [e.payload["n"] if e.payload else None for e in dropped] == [0, 1, 2]
+    assert dropped[0].to == "p1"
+    assert await bus.discard("p1") == []
     await bus.publish(_env("p1", 9))
     inbox = Inbox()
     await bus.subscribe("p1", inbox)
@@ -221,3 +226,56 @@ async def test_a_stale_location_does_not_send_an_envelope_round_and_round(
     assert await inbox.until(1) == [5]
     await asyncio.sleep(0.3)
     assert inbox.texts == [5]  # once, not again and again
+
+
+async def _everything_in(redis_server: RedisServer) -> str:
+    """Every key and value Redis holds, strings and lists, as one text to search."""
+    admin = aioredis.from_url(redis_server.url)
+    try:
+        held: list[Any] = []
+        for key in await admin.keys("*"):
+            kind = await admin.type(key)
+            held.append(key)
+            if kind == b"string":
+                held.append(await admin.get(key))
+            elif kind == b"list":
+                held += await admin.lrange(key, 0, -1)
+        return repr(held)
+    finally:
+        await admin.aclose()
+
+
+async def test_a_mailbox_holds_no_plaintext(
+    redis_nodes: RedisNodes, redis_server: RedisServer
+) -> None:
+    (_, a), (_, b) = await redis_nodes(2)
+    chat = Envelope(to="p1", origin="node-0", payload={"type": "chat", "text": "my secret worry"})
+    await a.publish(chat)  # nobody subscribed: it waits in the mailbox
+    held = await _everything_in(redis_server)
+    assert ":mailbox:p1" in held
+    assert "secret worry" not in held
+    inbox = Inbox()
+    await b.subscribe("p1", inbox)  # opened by another node with the same secret
+    async with asyncio.timeout(5):
+        while not inbox.got:
+            await asyncio.sleep(0.01)
+    assert inbox.got == [chat]
+
+
+async def test_an_envelope_from_a_node_with_another_secret_is_dropped(
+    redis_nodes: RedisNodes, caplog: pytest.LogCaptureFixture
+) -> None:
+    ((_, a),) = await redis_nodes(1)
+    ((_, stranger),) = await redis_nodes(1, secret="a-different-secret-that-is-long-enough-1")
+    inbox = Inbox()
+    await a.subscribe("p1", inbox)
+    await stranger.publish(_env("p1", 1))  # published live to node A
+    await stranger.publish(_env("p2", 2))  # kept in p2's mailbox
+    await a.publish(_env("p1", 3))
+    assert await inbox.until(1) == [3]
+    later = Inbox()
+    await a.subscribe("p2", later)
+    await asyncio.sleep(0.3)
+    assert inbox.texts == [3] and later.got == []
+    dropped = [r for r in caplog.records if "does not open" in r.getMessage()]
+    assert {getattr(r, "participant", None) for r in dropped} == {"p1", "p2"}

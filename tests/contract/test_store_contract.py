@@ -7,11 +7,14 @@ import time
 from dataclasses import replace
 
 import pytest
+import redis.asyncio as aioredis
 
 from signaling import room_rules
 from signaling.errors import Conflict, NotFound
 from signaling.model import Participant, ParticipantState, Role, RoomSettings, RoomState
+from signaling.redis_store import room_texts
 from tests.contract.conftest import Node, RedisNodes
+from tests.redis_server import RedisServer
 
 
 def _room(room_id: str = "r1", now: float = 100.0) -> RoomState:
@@ -160,3 +163,37 @@ async def test_an_api_room_is_kept_until_its_last_link_expires(redis_nodes: Redi
     redis = store._redis  # type: ignore[attr-defined]
     ttl = await redis.pttl(f"{store._prefix}:room:r1")  # type: ignore[attr-defined]
     assert ttl > thirty_days * 1000
+
+
+async def test_a_rooms_texts_are_sealed_in_redis(
+    redis_nodes: RedisNodes, redis_server: RedisServer
+) -> None:
+    (store, _), (other, _) = await redis_nodes(2)
+    room = replace(_room(), notice="running late, my apologies")
+    await store.update("r1", lambda current: (room, None))
+    admin = aioredis.from_url(redis_server.url)
+    try:
+        held = repr([await admin.get(k) for k in await admin.keys("*:room:*")])
+    finally:
+        await admin.aclose()
+    assert '"r1"' in held and "apologies" not in held
+    fetched = await other.get("r1")  # another node with the same secret reads it
+    assert fetched is not None and fetched.notice == "running late, my apologies"
+    ((stranger, _),) = await redis_nodes(1, secret="a-different-secret-that-is-long-enough-1")
+    foreign = await stranger.get("r1")  # another secret: the text is lost, the room is not
+    assert foreign is not None and foreign.notice == "" and foreign.id == "r1"
+
+
+def test_room_texts_seals_the_notice_and_each_denial_message() -> None:
+    data = {
+        "id": "r1",
+        "notice": "n",
+        "denied": [["p1", "old form"], {"participant": "p2", "name": "Alex", "message": "m"}],
+    }
+    out = room_texts(data, lambda text, room_id: f"<{room_id}:{text}>")
+    assert out["notice"] == "<r1:n>"
+    assert out["denied"] == [
+        ["p1", "<r1:old form>"],
+        {"participant": "p2", "name": "Alex", "message": "<r1:m>"},
+    ]
+    assert data["notice"] == "n"  # the input is left as it was

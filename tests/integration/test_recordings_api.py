@@ -15,7 +15,7 @@ from recordings.manifest import Manifest
 from recordings.storage import RecordingStorage
 from signaling.appkeys import RECORDINGS
 from signaling.config import Settings
-from signaling.model import Role
+from signaling.model import ROLE_PERMISSIONS, Permission, Role
 from tests.conftest import Harness
 from tests.recording_fixtures import make_webm, store_recording
 from tests.support import make_settings
@@ -180,6 +180,37 @@ async def test_who_is_turned_away(
     other = await _json(harness, API, _therapist(harness, "r-theirs"))
     assert other == {"recordings": []}
     assert (storage.root / ours.id / "p-1.webm").exists()
+
+
+async def test_a_therapist_link_without_record_is_refused(
+    harness: Harness, ours: Manifest, storage: RecordingStorage
+) -> None:
+    # A chat-only therapist link (or any minted without `record`) neither sees nor deletes.
+    without_record = [p for p in ROLE_PERMISSIONS[Role.THERAPIST] if p is not Permission.RECORD]
+    for perms in (without_record, [Permission.CHAT]):
+        headers = _bearer(
+            harness.token("r-ours", Role.THERAPIST, "Dr Lee", permissions=frozenset(perms))
+        )
+        for method, path in [
+            ("GET", API),
+            ("GET", f"{API}?room=r-ours"),
+            ("GET", f"{API}/{ours.id}"),
+            ("GET", f"{API}/{ours.id}/files/p-1.webm"),
+            ("DELETE", f"{API}/{ours.id}"),
+        ]:
+            resp = await harness.http.request(method, path, headers=headers)
+            body = await resp.json()
+            assert (resp.status, body["code"]) == (403, "forbidden"), (perms, method, path)
+            assert "record" in body["message"]
+    assert (storage.root / ours.id / "p-1.webm").exists()
+    assert all(e.event != "deleted" for e in storage.ledger.entries())
+    # The API key and a therapist link with `record` still get in.
+    assert [r["id"] for r in (await _json(harness, API, harness.api_headers))["recordings"]] == [
+        ours.id
+    ]
+    assert (await _json(harness, f"{API}/{ours.id}", _therapist(harness)))["id"] == ours.id
+    resp = await harness.http.delete(f"{API}/{ours.id}", headers=harness.api_headers)
+    assert resp.status == 204
 
 
 async def test_a_therapist_token_opens_nothing_but_recordings(harness: Harness) -> None:

@@ -64,24 +64,33 @@ async def test_grace_period_runs_out(harness: Harness) -> None:
     assert again.id != client.id
 
 
-async def test_reopening_the_link_without_resume_takes_the_place_back(harness: Harness) -> None:
+async def test_reopening_the_link_without_resume_waits_as_a_new_device(harness: Harness) -> None:
     therapist, client = await harness.in_call("r")
     await client.ws.close()
     await therapist.expect("peer_reconnecting")
-    back = await harness.join(client.link)
-    assert back.id == client.id and back.joined["state"] == "in_room"
-    assert back.joined["resume"] != client.joined["resume"]
+    # The link alone does not take the place back: it waits, and the therapist is told.
+    newcomer = await harness.join(client.link)
+    assert newcomer.id != client.id and newcomer.joined["state"] == "waiting"
+    lobby = await therapist.expect("lobby")
+    while not lobby["waiting"]:  # the one sent when the client was admitted
+        lobby = await therapist.expect("lobby")
+    [entry] = lobby["waiting"]
+    assert entry["id"] == newcomer.id
+    assert entry["new_device"] is True and entry["replaces"] == client.id
+    assert [m for m in await therapist.quiet() if m["type"] == "peer_resumed"] == []
 
 
-async def test_forged_resume_token_is_refused(harness: Harness) -> None:
-    _therapist, client = await harness.in_call("r")
+async def test_a_wrong_resume_secret_is_a_newcomer_without_it(harness: Harness) -> None:
+    therapist, client = await harness.in_call("r")
     await client.ws.close()
-    forged = client.id + ".not-the-secret"
-    peer = await harness.open()
-    await peer.send(type="join", token=client.link, resume=forged)
-    await peer.expect_error("invalid_token")
-    assert await peer.expect_closed() == 1008
-    # Someone else's link with a valid resume token is refused too.
+    await therapist.expect("peer_reconnecting")
+    forged = await harness.join(client.link, client.id + ".not-the-secret")
+    assert forged.id != client.id and forged.joined["state"] == "waiting"
+    lobby = await therapist.expect("lobby")
+    while not lobby["waiting"]:
+        lobby = await therapist.expect("lobby")
+    assert lobby["waiting"][0]["replaces"] == client.id
+    # A resume token presented with someone else's link is refused outright.
     other = await harness.open()
     await other.send(
         type="join", token=harness.token("r", Role.CLIENT, "Eve"), resume=client.joined["resume"]

@@ -87,19 +87,39 @@ def test_deny_removes_the_participant() -> None:
         rules.deny(admitted, "t", "c")
 
 
-def test_link_in_use_while_live_and_taken_back_when_not() -> None:
+def test_a_link_without_the_secret_never_takes_the_place_back() -> None:
     r = rules.join(with_therapist(), person("c", link="L")).room
+    r = rules.admit(r, "t", "c").room
     with pytest.raises(LinkInUse):
         rules.join(r, person("c-other-device", link="L"))
+    # "Join here instead": a new device waiting to replace the place.
+    here = rules.join(r, person("here", link="L"), new_device=True)
+    assert here.after is not None and here.after.state is ParticipantState.WAITING
+    assert here.after.replaces == "c" and here.room.participant("c") is not None
+    # After a drop, without the flag too; the place itself is untouched.
     away = rules.disconnect(r, "c", 1, 50.0)
     assert away is not None
-    back = rules.join(away.room, replace(person("new", link="L"), resume_hash="h2"))
-    assert back.after is not None
-    assert back.after.id == "c" and back.after.connected and back.after.connection == 2
-    assert back.after.resume_hash == "h2"
-    # Therapist links are not bound: two devices are two participants.
-    r2 = rules.join(back.room, person("t2", Role.THERAPIST, link="link-t")).room
-    assert len(r2.therapists) == 2
+    new = rules.join(away.room, replace(person("new", link="L"), resume_hash="h2"))
+    assert new.after is not None and new.after.id == "new" and new.after.replaces == "c"
+    held = new.room.participant("c")
+    assert held is not None and held.resume_hash != "h2" and held.in_room
+    # Admitting the new device replaces the place.
+    admitted = rules.admit(new.room, "t", "new")
+    assert admitted.replaced is not None and admitted.replaced.id == "c"
+    assert admitted.room.participant("c") is None
+    assert admitted.after is not None and admitted.after.in_room
+    assert admitted.after.replaces is None
+
+
+def test_a_therapist_link_holds_at_most_two_places() -> None:
+    r = rules.join(with_therapist(), person("t2", Role.THERAPIST, link="link-t")).room
+    assert len(r.therapists) == 2
+    with pytest.raises(LinkInUse):
+        rules.join(r, person("t3", Role.THERAPIST, link="link-t"))
+    away = rules.disconnect(r, "t2", 1, 50.0)
+    assert away is not None
+    with pytest.raises(LinkInUse):
+        rules.join(away.room, person("t3", Role.THERAPIST, link="link-t"))
 
 
 def test_waiting_room_off_and_capacity() -> None:
@@ -159,3 +179,81 @@ def test_notice_needs_a_therapist_in_the_room() -> None:
 def test_room_state_round_trips_through_a_dict() -> None:
     r = rules.join(with_therapist(room(RoomSettings(max_clients=3))), person("c")).room
     assert RoomState.from_dict(r.to_dict()) == r
+
+
+def _denied(link: str = "L", message: str = "Please book again.") -> RoomState:
+    r = rules.join(with_therapist(), person("c", link=link)).room
+    return rules.deny(r, "t", "c", message, now=50.0).room
+
+
+def test_a_denial_binds_the_link_for_the_rooms_life() -> None:
+    r = _denied()
+    d = rules.link_denial(r, "L")
+    assert d is not None
+    assert (d.participant, d.link, d.name, d.at, d.message) == (
+        "c",
+        "L",
+        "C",
+        50.0,
+        "Please book again.",
+    )
+    assert r.denial(participant="c") == d
+    # Other links, and the therapist's, are not refused.
+    assert rules.link_denial(r, "other") is None
+    assert rules.link_denial(r, "link-t") is None
+    assert rules.link_denial(r, "") is None
+    # The lobby shows who and when, never the message.
+    assert d.lobby_entry() == {"id": "c", "name": "C", "at": 50.0}
+
+
+def test_denials_are_one_per_link_and_bounded() -> None:
+    r = _denied(message="first")
+    # The same link turned away again (allowed, back, denied): one entry, the newest.
+    r = rules.allow(r, "t", "c")
+    r = rules.join(r, person("c2", link="L")).room
+    r = rules.deny(r, "t", "c2", "second", now=60.0).room
+    assert [(d.participant, d.message) for d in r.denied] == [("c2", "second")]
+    # Many links: the newest DENIED_KEPT are kept, the oldest go first.
+    for i in range(rules.DENIED_KEPT + 3):
+        r = rules.join(r, person(f"x{i}", link=f"L{i}")).room
+        r = rules.deny(r, "t", f"x{i}", now=100.0 + i).room
+    assert len(r.denied) == rules.DENIED_KEPT
+    assert rules.link_denial(r, "L") is None
+    assert rules.link_denial(r, "L2") is None
+    assert rules.link_denial(r, "L3") is not None
+    assert rules.link_denial(r, f"L{rules.DENIED_KEPT + 2}") is not None
+
+
+def test_allow_again_is_for_a_therapist_in_the_room() -> None:
+    r = _denied()
+    r = rules.join(r, person("other")).room
+    with pytest.raises(Forbidden):
+        rules.allow(r, "other", "c")
+    with pytest.raises(NotFound):
+        rules.allow(r, "t", "nobody")
+    away = rules.leave(r, "t")
+    assert away is not None
+    with pytest.raises(NotFound):
+        rules.allow(away.room, "t", "c")
+    allowed = rules.allow(r, "t", "c")
+    assert rules.link_denial(allowed, "L") is None and allowed.denial(participant="c") is None
+    # Allowed again, the link joins like anyone: into the waiting room.
+    back = rules.join(allowed, person("c-again", link="L"))
+    assert back.after is not None and back.after.state is ParticipantState.WAITING
+    with pytest.raises(NotFound):
+        rules.allow(allowed, "t", "c")
+
+
+def test_ending_the_room_forgets_its_denials() -> None:
+    ended, _ = rules.end(_denied(), 99.0)
+    assert ended.denied == ()
+
+
+def test_denials_round_trip_and_old_ones_still_read() -> None:
+    r = _denied()
+    assert RoomState.from_dict(r.to_dict()) == r
+    old = {**r.to_dict(), "denied": [["c", "Please book again."]]}
+    [d] = RoomState.from_dict(old).denied
+    assert (d.participant, d.link, d.message) == ("c", "", "Please book again.")
+    # A denial stored before links were kept refuses no link.
+    assert rules.link_denial(RoomState.from_dict(old), "") is None

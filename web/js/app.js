@@ -3,11 +3,13 @@ import { LocalMedia } from "./media.js";
 import { PeerLink } from "./peers.js";
 import { Recording } from "./recording.js";
 import { RecordingsPanel } from "./recordings.js";
+import { closedBy, noticeText } from "./refusals.js";
 import { Signaling } from "./signaling.js";
-import { permits, readClaims, tokenFromLocation } from "./token.js";
+import { markNewDevice, permits, readClaims, takeNewDevice, takeToken } from "./token.js";
 
 const $ = (id) => document.getElementById(id);
 const STATS_INTERVAL_MS = 1000;
+const ACTING_MS = 5000; // how long a refusal may take to answer what this person did
 
 const QUALITY_TEXT = {
   connecting: "Connecting",
@@ -20,19 +22,9 @@ const QUALITY_TEXT = {
 // so, calmly, instead of "Connecting".
 const CHAT_ONLY = "Chat only";
 
-const FINAL_TEXT = {
-  invalid_token: ["This link does not work", "Please check that you opened the whole link you were sent, or ask for a new one."],
-  token_expired: ["This link has expired", "The appointment window for this link has passed. Please ask for a new link."],
-  token_not_yet_valid: ["It is a little early", "This link opens at the time of your appointment. Please come back then."],
-  link_in_use: ["This link is already open", "It seems to be open on another device or window. Close it there, then try again here. Your therapist has been told."],
-  room_ended: ["This session has ended", "Thank you. You can close this window."],
-  room_full: ["The room is full", "Please contact your therapist."],
-  replaced: ["Continued elsewhere", "This session continued in another window. You can close this one."],
-  denied: ["You were not let in", null],
-};
-
 const state = {
   token: null,
+  newDevice: false, // "Join here instead": the next join is as a new device
   claims: null,
   role: "client",
   selfId: null,
@@ -52,11 +44,17 @@ const state = {
   statsTimer: null,
   socketStatus: "idle",
   unreadChat: 0,
+  // Chat lives in this page's memory only, never in web storage (Chromium writes even
+  // sessionStorage to the profile on disk): a reload starts with an empty chat.
+  chatSeq: 0,
+  chatNoteShown: false,
+  names: new Map(), // participant id -> name, kept after they leave (for "Not delivered")
   joining: false,
   busy: false,
   choices: { videoId: null, audioId: null, speakerId: null },
   recording: null, // the Recording controller (recording.js), made in main()
   recordings: null, // the therapist's recordings panel (recordings.js), made in main()
+  acting: null, // { type, name, at } of this person's last message, for a refusal's words
 };
 
 // ---------- small UI helpers ----------
@@ -88,12 +86,17 @@ function announce(text) {
   }, 50);
 }
 
+// A problem or a refusal: said at once to a screen reader, and shown where a sighted person
+// sees it (a bar that stays in view until dismissed or replaced); the screen stays as it is.
 function alertText(text) {
   $("alert").textContent = text;
+  $("page-notice-text").textContent = text;
+  $("page-notice").hidden = !text;
 }
 
 function message(title, text, actions = []) {
   stopTimers();
+  alertText(""); // a notice about the screen that is going away
   state.recordings?.hide();
   $("connection").hidden = true;
   $("message-title").textContent = title;
@@ -125,7 +128,14 @@ function stopTimers() {
 }
 
 function rejoin() {
-  // The token is still in the fragment: reloading starts again from the device check.
+  // The token is in this tab's storage: reloading starts again from the device check.
+  window.location.reload();
+}
+
+// The link is open elsewhere: join again from here as a new device, through the waiting
+// room (the therapist admits it, and the other window is then closed).
+function joinHereInstead() {
+  markNewDevice();
   window.location.reload();
 }
 
@@ -270,15 +280,22 @@ function join() {
   state.signaling = new Signaling({
     url: `${scheme}//${window.location.host}/ws`,
     token: state.token,
+    newDevice: state.newDevice,
     onMessage: handle,
     onStatus: socketStatus,
+    // Only a server close ends the session (signaling.js); what it says is in refusals.js.
     onFinal: (error) => {
-      const [title, fixed] = FINAL_TEXT[error.code] || ["We could not connect you", null];
-      const text = fixed ?? error.message;
+      const closed = closedBy(error.code);
+      const title = closed?.title || "We could not connect you";
+      const text = closed?.text ?? error.message;
       state.recording.reset();
       closeAllPeers();
       state.media.stop();
-      message(title, text, error.code === "link_in_use" ? [{ label: "Try again", run: rejoin }] : []);
+      message(
+        title,
+        text,
+        error.code === "link_in_use" ? [{ label: "Join here instead", run: joinHereInstead }] : [],
+      );
       if (error.code === "room_ended") recordingsAfterSession();
     },
   });
@@ -288,18 +305,18 @@ function join() {
 function socketStatus(status) {
   if (status === state.socketStatus) return;
   state.socketStatus = status;
-  if (status === "waiting_for_link") {
-    message(
-      "This link seems to be open somewhere else",
-      "If you reloaded the page or changed network, this clears by itself: trying again…",
-    );
-    return;
-  }
   if (status === "reconnecting") announce("Connection lost. Reconnecting…");
   updateConnection();
 }
 
 function send(message) {
+  // What this person last did, for the words of a refusal that answers it.
+  if (message.type !== "signal") {
+    const id = message.participant;
+    const item = id ? document.querySelector(`.lobby-item[data-participant-id="${CSS.escape(id)}"]`) : null;
+    const name = item?.querySelector(".lobby-name")?.textContent || state.peers.get(id)?.info.name || null;
+    state.acting = { type: message.type, name, at: Date.now() };
+  }
   state.signaling?.send(message);
 }
 
@@ -308,6 +325,7 @@ function handle(msg) {
     case "joined":
       return joined(msg);
     case "lobby":
+      renderDenied(msg.denied || []);
       return renderLobby(msg.waiting);
     case "admitted":
       announce("You have been let in.");
@@ -340,6 +358,8 @@ function handle(msg) {
       return onSignal(msg);
     case "chat":
       return chatReceived(msg);
+    case "chat_undelivered":
+      return chatUndelivered(msg);
     case "ended":
       state.recording.reset();
       closeAllPeers();
@@ -349,7 +369,9 @@ function handle(msg) {
     case "left":
       return undefined; // leaveNow() already showed the left screen
     case "link_in_use":
-      return alertText("Someone tried to open a client's link on a second device. It was refused.");
+      return alertText(
+        "A client's link was opened on a second device. If they join there, they wait in the waiting room as a new device.",
+      );
     case "server_shutdown":
       return undefined; // the socket closes next and reconnects by itself
     case "consent_request":
@@ -381,10 +403,15 @@ function onSignal(msg) {
   return entry.link.handleSignal(msg.data);
 }
 
+// A refusal while the socket stays open: a notice to whoever acted, who stays where they are
+// (only a server close ends a session). Its words are in refusals.js.
 function serverError(msg) {
-  // A signal to a peer who just left is harmless; everything else is worth saying.
-  if (msg.code === "not_found") return;
   if (state.recording.error(msg)) return;
+  // A refusal answers at once: an older act is not what it is about.
+  const acting = state.acting && Date.now() - state.acting.at < ACTING_MS ? state.acting : null;
+  state.acting = null;
+  const text = noticeText(msg, acting);
+  if (!text) return; // a signal to a peer who just left: harmless
   if (msg.code === "service_unavailable" && state.selfId === null) {
     // Not in yet and the service is briefly away: say so where the Join button is, since
     // the page keeps trying by itself.
@@ -392,12 +419,13 @@ function serverError(msg) {
       "The service is briefly unavailable. We keep trying and will let you in as soon as it is back.";
     $("join-status").hidden = false;
   }
-  alertText(msg.message);
+  alertText(text);
 }
 
 function joined(msg) {
   $("join-status").hidden = true;
   const first = state.selfId === null;
+  if (first && (msg.resumed || pageWasReloaded())) chatNotKept();
   const placeLost = !first && !msg.resumed;
   state.selfId = msg.participant.id;
   state.role = msg.participant.role;
@@ -419,7 +447,10 @@ function joined(msg) {
   }
   $("therapist-panel").hidden = state.role !== "therapist";
   $("end-session").hidden = state.role !== "therapist";
-  if (state.role === "therapist") renderLobby(msg.lobby || []);
+  if (state.role === "therapist") {
+    renderLobby(msg.lobby || []);
+    renderDenied(msg.denied || []);
+  }
   state.recordings.joined(msg);
   if (msg.state === "waiting") {
     enterWaiting(msg);
@@ -479,6 +510,7 @@ function localTracks() {
 }
 
 function addPeer(info, { offerer = true } = {}) {
+  state.names.set(info.id, info.name);
   const known = state.peers.get(info.id);
   if (known) {
     // Learned of this peer from its first signal; now we know its name, and whether it
@@ -731,8 +763,10 @@ function wireCall() {
     const input = $("chat-input");
     const text = input.value.trim();
     if (!text) return;
-    send({ type: "chat", text });
-    appendChat("You", text);
+    // An id of this page's own: a recipient who never gets the message is named with it.
+    const id = `c-${Date.now().toString(36)}-${++state.chatSeq}`;
+    send({ type: "chat", text, id });
+    appendChat("You", text, id);
     input.value = "";
   });
   $("chat-input").addEventListener("keydown", (e) => {
@@ -794,14 +828,48 @@ function openChat(focus) {
   if (focus) $("chat-input").focus();
 }
 
-function appendChat(who, text) {
+function appendChat(who, text, id = "") {
   const item = document.createElement("li");
+  if (id) item.dataset.chatId = id;
   const name = document.createElement("span");
   name.className = "who";
   name.textContent = `${who}:`;
   item.append(name, document.createTextNode(text));
   $("chat-log").append(item);
   item.scrollIntoView({ block: "nearest" });
+}
+
+// One of our messages never reached someone (they left, or their connection did not come
+// back in time): said calmly beside it, once per person.
+function chatUndelivered(msg) {
+  const name = state.names.get(msg.to) || "Participant";
+  const text = `Not delivered: ${name} had left`;
+  const sent = [...$("chat-log").children].find((li) => li.dataset.chatId === msg.id);
+  const note = document.createElement("span");
+  note.className = "chat-undelivered";
+  note.textContent = text;
+  if (sent) sent.append(note);
+  else appendNote(text);
+  announce(`${text}.`);
+}
+
+// Once, after a reload: the chat of before is gone on purpose.
+function chatNotKept() {
+  if (state.chatNoteShown) return;
+  state.chatNoteShown = true;
+  appendNote("Earlier messages are not kept, for privacy.");
+}
+
+function appendNote(text) {
+  const item = document.createElement("li");
+  item.className = "chat-note";
+  item.textContent = text;
+  $("chat-log").append(item);
+}
+
+function pageWasReloaded() {
+  const nav = performance.getEntriesByType?.("navigation")?.[0];
+  return nav?.type === "reload";
 }
 
 function chatReceived(msg) {
@@ -876,24 +944,85 @@ function renderLobby(waiting) {
     if (!item) {
       item = lobbyItem(person);
       list.append(item);
-      announce(`${person.name} is waiting.`);
+      announce(
+        person.new_device
+          ? `${person.name} is waiting, joining from a new device.`
+          : `${person.name} is waiting.`,
+      );
     }
     item.dataset.since = String(person.since);
     item.dataset.connected = String(person.connected);
+    item.dataset.newDevice = String(person.new_device === true);
+    item.querySelector(".lobby-new-device").hidden = person.new_device !== true;
     lobbySince(item);
   }
   $("lobby-empty").hidden = waiting.length > 0;
 }
 
+// Those turned away this session (their link stays closed), each with "Allow again".
+function deniedItem(person) {
+  const item = $("denied-item-template").content.firstElementChild.cloneNode(true);
+  item.dataset.participantId = person.id;
+  item.querySelector(".denied-name").textContent = person.name;
+  const at = new Date(Number(person.at) * 1000);
+  item.querySelector(".denied-at").textContent =
+    `Not let in at ${at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`;
+  const button = item.querySelector(".allow-again");
+  // The visible words first, so that voice control finds the button by what it shows.
+  button.setAttribute("aria-label", `Allow again: ${person.name}`);
+  button.addEventListener("click", () => {
+    item.dataset.allowing = "true";
+    send({ type: "allow", participant: person.id });
+  });
+  return item;
+}
+
+// Updated in place, like the waiting list, so that focus never jumps on an update.
+function renderDenied(denied) {
+  const list = $("denied-list");
+  const items = new Map([...list.children].map((li) => [li.dataset.participantId, li]));
+  const focused = document.activeElement?.closest?.(".denied-item") ?? null;
+  const order = [...items.keys()];
+  const ids = new Set(denied.map((p) => p.id));
+  for (const [id, item] of items) {
+    if (ids.has(id)) continue;
+    if (item === focused) {
+      const next = order.slice(order.indexOf(id) + 1).find((other) => ids.has(other));
+      if (next) {
+        items.get(next).querySelector(".allow-again").focus();
+      } else {
+        $("lobby-title").tabIndex = -1;
+        $("lobby-title").focus();
+      }
+    }
+    if (item.dataset.allowing === "true") {
+      const name = item.querySelector(".denied-name").textContent;
+      announce(`${name} may join again: opening their link brings them to the waiting room.`);
+    }
+    item.remove();
+  }
+  for (const person of denied) {
+    if (!items.has(person.id)) list.append(deniedItem(person));
+  }
+  $("denied-section").hidden = denied.length === 0;
+}
+
 // ---------- start ----------
 
 async function main() {
-  state.token = tokenFromLocation(window.location);
+  state.token = takeToken(window.location, window.history);
+  state.newDevice = takeNewDevice();
   state.claims = state.token ? readClaims(state.token) : null;
   // Signed, not secret: the claims say before joining whether this link takes part in audio
   // and video. The server enforces it regardless; this only spares a pointless camera prompt.
   state.chatOnly = Boolean(state.claims) && !permits(state.claims.perms, "signal");
-  if (!state.token || !state.claims) {
+  if (!state.token) {
+    // A bookmark of /join, or a tab opened afresh: the link is kept only in the tab it was
+    // opened in.
+    message("Please open the link from your message again.", "");
+    return;
+  }
+  if (!state.claims) {
     message(
       "This link is incomplete",
       "Please open the full link you were sent. If it still does not work, ask for a new one.",
@@ -927,4 +1056,12 @@ async function main() {
   await prejoin();
 }
 
+function wireNotice() {
+  $("page-notice-dismiss").addEventListener("click", () => {
+    $("page-notice").hidden = true;
+    $("main").focus(); // the button that had focus is gone
+  });
+}
+
+wireNotice();
 main();

@@ -3,6 +3,7 @@
 // recording leg, a send-only peer connection to the server that exists only while the gate
 // is open and this participant said yes.
 
+import { noticeText } from "./refusals.js";
 import { permits } from "./token.js";
 
 const $ = (id) => document.getElementById(id);
@@ -25,10 +26,8 @@ const MOOT_MS = 5000;
 
 const OPEN = new Set(["pending", "recording"]);
 
+// The words for the server's refusals of an offer are in refusals.js, with every other code's.
 const NOTE_TEXT = {
-  recording_codec_unsupported:
-    "This browser cannot send video in a format the recorder keeps, so your part is not being recorded. The call goes on.",
-  recording_not_active: "Your part of the session could not be added to the recording. The call goes on.",
   failed: "Your part of the session could not reach the recorder because of the connection. The call goes on.",
 };
 
@@ -290,7 +289,7 @@ export class Recording {
       const offer = this.offers.shift();
       if (offer && offer.leg === this.leg) {
         this.closeLeg();
-        this.note(NOTE_TEXT[msg.code]);
+        this.note(noticeText(msg, null));
       }
       return true;
     }

@@ -190,6 +190,9 @@ export class RecordingsPanel {
   // ---------- the server ----------
 
   api(path, method = "GET") {
+    // Never without the panel: a link without `record` is refused there, and has no business
+    // asking (docs/recordings.md, "REST").
+    if (!this.enabled) return Promise.reject(new Error("recordings are not available to this link"));
     return fetch(path, {
       method,
       headers: { Authorization: `Bearer ${this.token()}` },

@@ -1,42 +1,37 @@
 // The WebSocket to the server: join, then messages both ways. A dropped socket reconnects
 // with backoff and resumes with the resume token, so the participant keeps its place and
 // the peer connections (which do not depend on this socket) keep their media.
+//
+// One rule for refusals: only the server closing the socket (with the refusal's code as the
+// close reason) can end the session. Any other refusal is passed on as a message, for the
+// page to say as a notice; the person carries on. What each code says: refusals.js.
+import { closedBy, isNotice } from "./refusals.js";
+import { storedResume, storeResume } from "./token.js";
 
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 10000];
 const QUEUE_LIMIT = 200;
-// Retries after `link_in_use`, about 45 s in all: longer than the server takes to notice a
-// dead socket (WebSocket heartbeats every 20 s).
-const LINK_RETRY_MS = [3000, 6000, 12000, 24000];
-// Refusals after which trying again cannot help.
-const FINAL_ERRORS = new Set([
-  "invalid_token",
-  "token_expired",
-  "token_not_yet_valid",
-  "link_in_use",
-  "room_ended",
-  "room_full",
-  "replaced",
-  "denied",
-]);
 // Messages after which the server closes the socket on purpose.
 const FINAL_MESSAGES = new Set(["ended", "denied", "left"]);
 
 export class Signaling {
-  constructor({ url, token, onMessage, onStatus, onFinal }) {
+  // `newDevice`: join as a new device of a link open elsewhere ("Join here instead").
+  constructor({ url, token, newDevice = false, onMessage, onStatus, onFinal }) {
     this.url = url;
     this.token = token;
     this.onMessage = onMessage;
     this.onStatus = onStatus;
     this.onFinal = onFinal;
-    this.resume = null;
+    // Kept in this tab's storage, so that a reload resumes too; a new one at every join.
+    this.resume = storedResume();
+    this.newDevice = newDevice;
     this.ws = null;
     this.joined = false;
     this.done = false;
     this.attempt = 0;
     this.queue = [];
     this.retryTimer = null;
-    this.linkRetries = LINK_RETRY_MS.length;
-    this.pausedForLink = false;
+    // A refusal not passed on yet: one said only if the server closes the socket on it.
+    this.held = null;
   }
 
   start() {
@@ -52,18 +47,18 @@ export class Signaling {
     ws.addEventListener("open", () => {
       const join = { type: "join", token: this.token };
       if (this.resume) join.resume = this.resume;
+      if (this.newDevice) join.new_device = true;
       ws.send(JSON.stringify(join));
     });
     ws.addEventListener("message", (event) => this.receive(event.data));
-    ws.addEventListener("close", () => {
+    ws.addEventListener("close", (event) => {
       if (this.ws !== ws) return;
       this.ws = null;
       this.joined = false;
+      const held = this.held;
+      this.held = null;
       if (this.done) return;
-      if (this.pausedForLink) {
-        this.pausedForLink = false; // the quiet retry is already scheduled
-        return;
-      }
+      if (this.closedByServer(event, held)) return;
       this.scheduleReconnect();
     });
   }
@@ -79,6 +74,8 @@ export class Signaling {
       this.joined = true;
       this.attempt = 0;
       this.resume = message.resume;
+      storeResume(message.resume);
+      this.newDevice = false;
       // After a lost place, what was queued for the old one no longer applies.
       if (!message.resumed) this.queue = [];
       this.onStatus("open");
@@ -86,25 +83,35 @@ export class Signaling {
       this.flush();
       return;
     }
-    if (message.type === "error" && message.code === "link_in_use" && this.linkRetries > 0) {
-      // Often the "other device" is this person's own earlier page (a reload, a network
-      // change) whose socket the server has not yet seen die: try again quietly for a while.
-      const delay = LINK_RETRY_MS[LINK_RETRY_MS.length - this.linkRetries];
-      this.linkRetries -= 1;
-      this.onStatus("waiting_for_link");
-      clearTimeout(this.retryTimer);
-      this.retryTimer = setTimeout(() => this.open(), delay);
-      this.pausedForLink = true;
-      return;
-    }
-    if (message.type === "error" && FINAL_ERRORS.has(message.code)) {
-      this.finish(message);
+    if (message.type === "error" && (!this.joined || !isNotice(message.code))) {
+      // Before `joined` every refusal closes the socket; after it, some only ever come with
+      // a close (`replaced`, `room_ended`...). Either way the close decides what it means.
+      this.held = message;
       return;
     }
     if (FINAL_MESSAGES.has(message.type)) {
       this.done = true;
     }
     this.onMessage(message);
+  }
+
+  // The server closed the socket on a refusal (its code is the close reason): the session is
+  // over, or (`service_unavailable`, `too_many_connections`...) we say why and connect again.
+  // True when handled here.
+  closedByServer(event, held) {
+    const code = event.reason && closedBy(event.reason) ? event.reason : held?.code;
+    const closed = code ? closedBy(code) : null;
+    if (!closed) {
+      if (held) this.onMessage(held); // not one that ends anything: say it, then reconnect
+      return false;
+    }
+    const refusal = held?.code === code ? held : { type: "error", code, message: "" };
+    if (!closed.retry) {
+      this.finish(refusal);
+      return true;
+    }
+    if (refusal === held) this.onMessage(refusal); // not said yet: why we connect again
+    return false;
   }
 
   scheduleReconnect() {
