@@ -7,6 +7,8 @@ Each check is timed against a baseline measured in the same run on the same inpu
             offer, an ICE candidate, a chat line.
   rest      the pydantic schema of POST /api/v1/rooms (model_validate_json) against a bare
             json.loads of the same body, for an empty body and a full one.
+  sealed    sealing and opening a bus envelope for Redis (signaling/sealed_text.py)
+            against the json.dumps / json.loads of the same envelope.
 
 Run from the project root: `.venv/bin/python -m bench.input_checks` (see --help).
 """
@@ -22,6 +24,7 @@ from collections.abc import Callable
 
 from signaling import protocol
 from signaling.api_schemas import CreateRoom
+from signaling.sealed_text import derive_keys, seal, unseal
 
 OFFER_SDP = "v=0\r\n" + "".join(
     f"a=candidate:{i} 1 udp 2122260223 192.0.2.{i} 5{i:04d} typ host generation 0\r\n"
@@ -101,6 +104,29 @@ def main() -> None:
         )
         print(
             f"{'rest ' + name:<22}{len(body):>7}{base:>13.2f}{checked:>12.2f}{checked / base:>8.2f}"
+        )
+    keys = derive_keys(b"bench-secret-that-is-long-enough-0123456789")
+    for name, text in WS_MESSAGES.items():
+        envelope = {"to": "p" * 12, "origin": "node-a", "payload": json.loads(text)}
+        sealed = seal(keys, json.dumps(envelope), "p" * 12)
+        base = per_call_us(lambda e=envelope: json.dumps(e), args.repeat, args.rounds)  # type: ignore[misc]
+        checked = per_call_us(
+            lambda e=envelope: seal(keys, json.dumps(e), "p" * 12),  # type: ignore[misc]
+            args.repeat,
+            args.rounds,
+        )
+        print(
+            f"{'seal ' + name:<22}{len(text):>7}{base:>13.2f}{checked:>12.2f}{checked / base:>8.2f}"
+        )
+        plain = json.dumps(envelope)
+        base = per_call_us(lambda t=plain: json.loads(t), args.repeat, args.rounds)  # type: ignore[misc]
+        checked = per_call_us(
+            lambda v=sealed: json.loads(unseal(keys, v, "p" * 12)),  # type: ignore[misc]
+            args.repeat,
+            args.rounds,
+        )
+        print(
+            f"{'open ' + name:<22}{len(text):>7}{base:>13.2f}{checked:>12.2f}{checked / base:>8.2f}"
         )
 
 
