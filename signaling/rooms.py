@@ -363,20 +363,7 @@ class RoomService:
         assert before is not None and me is not None
         if before.connected:
             # The old socket may still look alive (a network change): close it.
-            await self.bus.publish(
-                Envelope(
-                    to=me.id,
-                    origin=self.bus.node_id,
-                    payload={
-                        "type": "error",
-                        "code": "replaced",
-                        "message": "This session continued on another connection.",
-                    },
-                    close_code=CLOSE_REPLACED,
-                    close_reason="replaced",
-                    connection=before.connection,
-                )
-            )
+            await self._close_replaced(before, "This session continued on another connection.")
         if me.state is ParticipantState.WAITING:
             await self._send_lobby(room)
         elif not before.connected:
@@ -429,25 +416,25 @@ class RoomService:
             if change.gate is not None:
                 await self._after_gate(room, change.gate)
 
+    async def _close_replaced(self, old: Participant, message: str) -> None:
+        """Tell `old`'s socket (that connection only) it was replaced, then close it."""
+        await self.bus.publish(
+            Envelope(
+                to=old.id,
+                origin=self.bus.node_id,
+                payload={"type": "error", "code": "replaced", "message": message},
+                close_code=CLOSE_REPLACED,
+                close_reason="replaced",
+                connection=old.connection,
+            )
+        )
+
     async def _after_replaced(self, room: RoomState, old: Participant) -> None:
         """A new device of the same link was admitted into `old`'s place: the old socket,
         if any, is told and closed, and those in the room see the old one leave."""
         log.info("participant replaced", extra={"room": room.id, "participant": old.id})
         if old.connected:
-            await self.bus.publish(
-                Envelope(
-                    to=old.id,
-                    origin=self.bus.node_id,
-                    payload={
-                        "type": "error",
-                        "code": "replaced",
-                        "message": "This session continued on another device.",
-                    },
-                    close_code=CLOSE_REPLACED,
-                    close_reason="replaced",
-                    connection=old.connection,
-                )
-            )
+            await self._close_replaced(old, "This session continued on another device.")
         await self._tell_undelivered(room, old.id, await self.bus.discard(old.id))
         if old.in_room:
             await self._send_many(
