@@ -80,7 +80,7 @@ from bench.multinode import (  # noqa: E402
 )
 from bench.signaling import CANDIDATE, client_session, raise_nofile_limit  # noqa: E402
 from signaling.config import Settings  # noqa: E402
-from signaling.model import RecordingMode, Role, RoomSettings  # noqa: E402
+from signaling.core.model import RecordingMode, Role, RoomSettings  # noqa: E402
 from signaling.tokens import ISSUER, KeyRing  # noqa: E402
 
 WebSocket = aiohttp.ClientWebSocketResponse

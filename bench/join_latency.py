@@ -36,7 +36,7 @@ sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resol
 
 from signaling.app import create_app  # noqa: E402
 from signaling.config import Settings  # noqa: E402
-from signaling.model import Role  # noqa: E402
+from signaling.core.model import Role  # noqa: E402
 from signaling.tokens import KeyRing  # noqa: E402
 from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 

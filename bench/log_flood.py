@@ -22,7 +22,7 @@ from pathlib import Path
 
 import aiohttp
 
-from signaling.model import Role
+from signaling.core.model import Role
 from signaling.tokens import KeyRing
 from tests.server_process import Server
 from tests.support import SECRET

@@ -81,7 +81,7 @@ from bench.signaling import (  # noqa: E402
     machine_busy_seconds,
     raise_nofile_limit,
 )
-from signaling.model import Role  # noqa: E402
+from signaling.core.model import Role  # noqa: E402
 from signaling.tokens import KeyRing  # noqa: E402
 
 WebSocket = aiohttp.ClientWebSocketResponse[Literal[True]]

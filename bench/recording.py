@@ -7,7 +7,7 @@ over --duration seconds from the moment the sender's connection is up:
 
   a    Sessionroom's recorder, in-process: the production RecordingLeg (receive-only aiortc
        peer with its receivers tapped, no decoding) feeding a ParticipantRecorder (two part
-       files), as recordings/service.py wires them; at the end `recorder.stop()` and `merge`.
+       files), as recordings/writer.py wires them; at the end `recorder.stop()` and `merge`.
   b    aiortc's MediaRecorder writing WebM (decodes VP8 and Opus, re-encodes with libvpx and
        libopus), the video track added first.
   e2e  (a) through the real server: `signaling.cli serve` with SESSIONROOM_ICE_LOOPBACK=1 in
@@ -442,7 +442,7 @@ class Idle(Recording):
 
 
 class Recorder(Recording):
-    """(a): the production classes, wired as recordings/service.py wires them."""
+    """(a): the production classes, wired as recordings/writer.py wires them."""
 
     def __init__(self, work: Path) -> None:
         from media.ice import rtc_configuration
@@ -605,7 +605,7 @@ class Socket:
 async def run_e2e(ctx: Any, work: Path, duration: float) -> dict[str, Any]:
     import aiohttp
 
-    from signaling.model import RecordingMode, Role, RoomSettings
+    from signaling.core.model import RecordingMode, Role, RoomSettings
     from signaling.tokens import KeyRing
 
     port = free_port()

@@ -46,7 +46,7 @@ import aiohttp
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-from signaling.model import Role  # noqa: E402
+from signaling.core.model import Role  # noqa: E402
 from signaling.tokens import KeyRing  # noqa: E402
 
 T = TypeVar("T")

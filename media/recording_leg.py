@@ -17,7 +17,7 @@ from aiortc.rtcrtpsender import RTCRtpSender
 
 from media import encoded_frames
 from media.encoded_frames import EncodedFrame
-from signaling.errors import BadMessage, RecordingCodecUnsupported
+from signaling.core.errors import BadMessage, RecordingCodecUnsupported
 
 log = logging.getLogger("sessionroom.leg")
 

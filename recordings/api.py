@@ -22,7 +22,7 @@ from recordings.manifest import Manifest
 from recordings.storage import RecordingStorage
 from signaling.api import RECORDINGS_PREFIX, Principal, principal
 from signaling.appkeys import RECORDINGS, SERVICE
-from signaling.errors import Forbidden
+from signaling.core.errors import Forbidden
 from signaling.openapi import Operation, add_operations, json_response, read_query
 
 CONTENT_TYPES = {".webm": "video/webm", ".mkv": "video/x-matroska"}

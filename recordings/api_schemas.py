@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from recordings.storage import FILE_NAME_RE, RECORDING_ID_RE
-from signaling.model import ROOM_ID_RE
+from signaling.core.model import ROOM_ID_RE
 from signaling.openapi import PathParam, Schema
 
 RECORDING_ID = PathParam("recording_id", RECORDING_ID_RE.pattern, "The recording's id.")

@@ -16,11 +16,32 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
 GENESIS = "0" * 64
-EVENTS = frozenset({"requested", "answered", "started", "stopped", "deleted"})
+
+
+class LedgerEvent(StrEnum):
+    """What a ledger entry records; the value is the entry's `event` in the file."""
+
+    REQUESTED = "requested"  # a therapist asked to record (`participant`: who asked)
+    ANSWERED = "answered"  # someone asked said yes or no (`granted`)
+    STARTED = "started"  # everyone asked said yes: a recording began
+    STOPPED = "stopped"  # the request closed, or its recording stopped (`reason`)
+    DELETED = "deleted"  # a recording's files were removed (`reason`)
+
+
+def _event(value: str) -> LedgerEvent:
+    try:
+        return LedgerEvent(value)
+    except ValueError:
+        raise ValueError(
+            f"'event' must be one of {', '.join(sorted(LedgerEvent))}, not {value!r}"
+        ) from None
+
+
 # How far back from the end of the file the last entry is looked for, a block at a time.
 _TAIL_BLOCK = 8192
 
@@ -48,7 +69,7 @@ def _hex64(value: object, key: str) -> str:
 class LedgerEntry:
     seq: int
     at: float
-    event: str
+    event: LedgerEvent
     room: str
     request: str | None
     recording: str | None
@@ -83,8 +104,8 @@ class LedgerEntry:
             raise ValueError("'seq' must be a positive integer")
         if isinstance(at, bool) or not isinstance(at, int | float) or not math.isfinite(at):
             raise ValueError("'at' must be a number")
-        if event not in EVENTS:
-            raise ValueError(f"'event' must be one of {', '.join(sorted(EVENTS))}")
+        if not isinstance(event, str):
+            raise ValueError("'event' must be text")
         if not isinstance(room, str) or not room:
             raise ValueError("'room' must be text")
         if granted is not None and not isinstance(granted, bool):
@@ -92,7 +113,7 @@ class LedgerEntry:
         return cls(
             seq=seq,
             at=float(at),
-            event=str(event),
+            event=_event(event),
             room=room,
             request=_optional_str(data, "request"),
             recording=_optional_str(data, "recording"),
@@ -109,7 +130,7 @@ class ConsentLedger(Protocol):
 
     def append(
         self,
-        event: str,
+        event: LedgerEvent,
         *,
         at: float,
         room: str,
@@ -126,7 +147,7 @@ class ConsentLedger(Protocol):
 def _chained(
     seq: int,
     prev: str,
-    event: str,
+    event: LedgerEvent,
     *,
     at: float,
     room: str,
@@ -136,8 +157,7 @@ def _chained(
     granted: bool | None,
     reason: str | None,
 ) -> LedgerEntry:
-    if event not in EVENTS:
-        raise ValueError(f"unknown ledger event {event!r}")
+    event = _event(event)
     if not math.isfinite(at):
         raise ValueError("a ledger entry's time must be a finite number")
     if not room:
@@ -145,7 +165,7 @@ def _chained(
     body: dict[str, Any] = {
         "seq": seq,
         "at": float(at),
-        "event": str(event),
+        "event": event,
         "room": room,
         "request": request,
         "recording": recording,
@@ -171,7 +191,7 @@ class MemoryLedger:
 
     def append(
         self,
-        event: str,
+        event: LedgerEvent,
         *,
         at: float,
         room: str,
@@ -227,7 +247,7 @@ class FileLedger:
 
     def append(
         self,
-        event: str,
+        event: LedgerEvent,
         *,
         at: float,
         room: str,

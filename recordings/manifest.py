@@ -8,6 +8,7 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,25 @@ from recordings.ledger import LedgerEntry
 
 log = logging.getLogger("sessionroom.recordings")
 
-STATUSES = frozenset({"recording", "complete", "interrupted"})
+
+class ManifestStatus(StrEnum):
+    """A recording's `status` in its manifest."""
+
+    RECORDING = "recording"  # being written (or left so by a node that was killed)
+    COMPLETE = "complete"  # stopped, and every participant's parts merged into their file
+    INTERRUPTED = "interrupted"  # closed by `recover` after the node writing it died
+
+
 _CHUNK = 1 << 20
+
+
+def _status(value: str) -> ManifestStatus:
+    try:
+        return ManifestStatus(value)
+    except ValueError:
+        raise ValueError(
+            f"a recording's status is one of {', '.join(sorted(ManifestStatus))}"
+        ) from None
 
 
 def _str(data: Mapping[str, Any], key: str) -> str:
@@ -106,7 +124,7 @@ class Manifest:
     room: str
     session_request: str
     room_opened_at: float
-    status: str
+    status: ManifestStatus
     participants: tuple[ParticipantInfo, ...]
     started_at: float
     stopped_at: float | None = None
@@ -115,8 +133,8 @@ class Manifest:
     ledger: tuple[LedgerEntry, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.status not in STATUSES:
-            raise ValueError(f"a recording's status is one of {', '.join(sorted(STATUSES))}")
+        # Given as text, the status becomes the enum's member (the value is the same).
+        object.__setattr__(self, "status", _status(self.status))
 
     def summary(self) -> dict[str, Any]:
         """The manifest without its ledger entries: what a list of recordings shows."""
@@ -151,7 +169,7 @@ class Manifest:
                 room=_str(data, "room"),
                 session_request=_str(session, "request"),
                 room_opened_at=_number(session, "room_opened_at"),
-                status=_str(data, "status"),
+                status=_status(_str(data, "status")),
                 participants=tuple(
                     ParticipantInfo.from_dict(p) for p in _list(data, "participants")
                 ),

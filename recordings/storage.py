@@ -21,30 +21,23 @@ import json
 import logging
 import os
 import re
-import secrets
 import shutil
-from datetime import UTC, datetime
 from pathlib import Path
 
-from recordings.ledger import ConsentLedger
-from recordings.manifest import Manifest
-from signaling.errors import Conflict, NotFound, SessionroomError
+from recordings.ledger import ConsentLedger, LedgerEvent
+from recordings.manifest import Manifest, ManifestStatus
+from signaling.core.errors import Conflict, NotFound, SessionroomError
+from signaling.core.gate import new_recording_id as new_recording_id
 
 log = logging.getLogger("sessionroom.recordings")
 
+# The ids signaling.core.gate.new_recording_id makes (re-exported here with the pattern).
 RECORDING_ID_RE = re.compile(r"^rec-[0-9]{8}-[0-9]{6}-[a-z0-9]{6}$")
 FILE_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}\.(webm|mkv)$")
 LEDGER_FILE = "ledger.jsonl"
 MANIFEST = "manifest.json"
 PARTS = "parts"
-_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 _DAY = 86400.0
-
-
-def new_recording_id(now: float) -> str:
-    """`rec-YYYYMMDD-HHMMSS-xxxxxx`: the UTC time and six random letters or digits."""
-    stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%d-%H%M%S")
-    return f"rec-{stamp}-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(6))
 
 
 def valid_recording_id(recording_id: str) -> bool:
@@ -153,7 +146,7 @@ class RecordingStorage:
 
     def unfinished(self) -> builtins.list[Manifest]:
         """Recordings still marked `recording`: at start, those a stopped server left."""
-        return [m for m in self.list() if m.status == "recording"]
+        return [m for m in self.list() if m.status is ManifestStatus.RECORDING]
 
     def file_path(self, recording_id: str, name: str) -> Path:
         """The path of one of the recording's finished files, if it is listed in the
@@ -178,7 +171,7 @@ class RecordingStorage:
         A recording still being written is refused (`Conflict`): stop it first.
         """
         manifest = self.read_manifest(recording_id)
-        if manifest.status == "recording":
+        if manifest.status is ManifestStatus.RECORDING:
             raise Conflict("This recording is still being made; stop it first.")
         folder = self._checked(recording_id)
         try:
@@ -186,7 +179,7 @@ class RecordingStorage:
         except FileNotFoundError:
             raise NotFound("No such recording.") from None
         self.ledger.append(
-            "deleted",
+            LedgerEvent.DELETED,
             at=at,
             room=manifest.room,
             request=manifest.session_request,
@@ -204,7 +197,7 @@ class RecordingStorage:
         cutoff = now - older_than_days * _DAY
         deleted: builtins.list[str] = []
         for manifest in self.list():
-            if manifest.status == "recording":
+            if manifest.status is ManifestStatus.RECORDING:
                 continue
             ended = manifest.stopped_at if manifest.stopped_at is not None else manifest.started_at
             if ended >= cutoff:

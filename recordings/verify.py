@@ -15,10 +15,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from recordings.ledger import FileLedger, LedgerEntry, check_chain, read_entries
-from recordings.manifest import Manifest, sha256_of
+from recordings.ledger import FileLedger, LedgerEntry, LedgerEvent, check_chain, read_entries
+from recordings.manifest import Manifest, ManifestStatus, sha256_of
 from recordings.storage import LEDGER_FILE, RecordingStorage, valid_file_name
-from signaling.errors import NotFound
+from signaling.core.errors import NotFound
 
 Check = tuple[bool, str]
 
@@ -59,7 +59,7 @@ def _chain(ledger_path: Path, count: int) -> list[Check]:
 
 
 def _gone(recording_id: str, mentioned: list[LedgerEntry]) -> list[Check]:
-    deleted = [e for e in mentioned if e.event == "deleted"]
+    deleted = [e for e in mentioned if e.event is LedgerEvent.DELETED]
     if not deleted:
         return [
             (
@@ -78,7 +78,7 @@ def _gone(recording_id: str, mentioned: list[LedgerEntry]) -> list[Check]:
 
 
 def _status(m: Manifest) -> Check:
-    if m.status == "recording":
+    if m.status is ManifestStatus.RECORDING:
         return (
             False,
             "manifest: still marked recording (being recorded now, or left by a stopped "
@@ -109,7 +109,7 @@ def _entries(m: Manifest, ledger: dict[int, LedgerEntry]) -> list[Check]:
 
 
 def _consent(m: Manifest) -> list[Check]:
-    started = [e for e in m.ledger if e.event == "started" and e.recording == m.id]
+    started = [e for e in m.ledger if e.event is LedgerEvent.STARTED and e.recording == m.id]
     if not started:
         return [(False, "consent: the manifest's entries do not show this recording starting")]
     start = started[0]
@@ -118,7 +118,7 @@ def _consent(m: Manifest) -> list[Check]:
         answers = [
             e
             for e in m.ledger
-            if e.event == "answered"
+            if e.event is LedgerEvent.ANSWERED
             and e.participant == p.id
             and e.request == m.session_request
             and e.seq < start.seq
@@ -150,6 +150,6 @@ def _files(storage: RecordingStorage, m: Manifest) -> list[Check]:
             checks.append((False, f"{f.name}: SHA-256 differs from the manifest's (changed?)"))
         else:
             checks.append((True, f"{f.name}: {size} bytes, SHA-256 as in the manifest"))
-    if not m.files and m.status != "recording":
+    if not m.files and m.status is not ManifestStatus.RECORDING:
         checks.append((True, "files: none were written (no media arrived)"))
     return checks

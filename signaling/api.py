@@ -11,6 +11,7 @@ from importlib.metadata import version
 
 from aiohttp import web
 
+from signaling import messages
 from signaling.api_schemas import (
     ROOM_ID_PATTERN,
     CreateLink,
@@ -25,14 +26,14 @@ from signaling.api_schemas import (
     permissions_of,
 )
 from signaling.appkeys import OPENAPI, SERVICE, SETTINGS
-from signaling.errors import (
+from signaling.core.errors import (
     Forbidden,
     InvalidToken,
     NotFound,
     SessionroomError,
     Unauthorized,
 )
-from signaling.model import Permission, Role, RoomSettings, RoomState, valid_room_id
+from signaling.core.model import Permission, Role, RoomSettings, RoomState, valid_room_id
 from signaling.openapi import (
     API_PREFIX,
     OPENAPI_PATH,
@@ -191,21 +192,7 @@ async def create_link(request: web.Request) -> web.Response:
 
 
 def room_view(room: RoomState) -> RoomView:
-    return RoomView.model_validate(
-        {
-            "id": room.id,
-            "settings": room.settings.to_dict(),
-            "created_at": room.created_at,
-            "origin": room.origin,
-            "ended": room.ended,
-            "expires_at": room.expires_at,
-            "notice": room.notice,
-            "waiting": [p.waiting_entry() for p in room.waiting],
-            "in_room": [{**p.public(), "connected": p.connected} for p in room.admitted],
-            "recording": room.recording.public(),
-        },
-        strict=False,
-    )
+    return RoomView.model_validate(messages.room_view(room), strict=False)
 
 
 async def list_rooms(request: web.Request) -> web.Response:

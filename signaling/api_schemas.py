@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from signaling.model import (
+from signaling.core.model import (
     MAX_CLIENTS_LIMIT,
     MAX_NAME_LENGTH,
     ROLE_PERMISSIONS,

@@ -11,9 +11,9 @@ from aiohttp import web
 
 from media.ice import allow_loopback_candidates
 from recordings import api as recordings_api
+from recordings.control import RECOVER_QUIET_SECONDS, RecordingControl
 from recordings.ledger import FileLedger
 from recordings.retention import retention
-from recordings.service import RECOVER_QUIET_SECONDS, RecordingService
 from recordings.storage import LEDGER_FILE, RecordingStorage
 from signaling import api, ops, webpage
 from signaling.appkeys import (
@@ -21,6 +21,7 @@ from signaling.appkeys import (
     CONNECTIONS,
     LIFECYCLE,
     METRICS,
+    RECORDING_CONTROL,
     RECORDINGS,
     SERVICE,
     SETTINGS,
@@ -28,6 +29,7 @@ from signaling.appkeys import (
     Lifecycle,
 )
 from signaling.backends import make_backends
+from signaling.bus import RESUBSCRIBED
 from signaling.client_limits import ClientLimits
 from signaling.config import Settings
 from signaling.liveness import liveness, take_over_own_leftovers
@@ -67,7 +69,18 @@ def create_app(settings: Settings, keys: KeyRing) -> web.Application:
     app[RECORDINGS] = storage
     if settings.ice_loopback:
         allow_loopback_candidates()
-    app[SERVICE] = service = RoomService(
+    app[RECORDING_CONTROL] = recordings = RecordingControl(
+        storage,
+        storage.ledger,
+        to_nodes=bus.to_nodes,
+        read_room=store.get,
+        resubscribed_kind=RESUBSCRIBED,
+        ice_servers=settings.ice_servers,
+        turn=settings.turn,
+        node_id=settings.node_id,
+    )
+    bus.on_node_message(recordings.node_message)
+    app[SERVICE] = RoomService(
         store,
         bus,
         keys,
@@ -75,18 +88,10 @@ def create_app(settings: Settings, keys: KeyRing) -> web.Application:
         ice_servers=settings.ice_servers,
         turn=settings.turn,
         public_url=settings.public_url,
-        recordings=RecordingService(
-            storage,
-            storage.ledger,
-            ice_servers=settings.ice_servers,
-            turn=settings.turn,
-            node_id=settings.node_id,
-        ),
+        recordings=recordings,
         recordings_where=settings.recordings_where,
+        subscribers=(metrics,),
     )
-    if service.recordings is not None:
-        bus.on_node_message(service.recordings.node_message)
-        bus.on_node_message(service.node_message)
     app.router.add_get("/ws", websocket_handler)
     api.add_routes(app, recordings_api.OPERATIONS)
     recordings_api.add_routes(app)
@@ -105,11 +110,10 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
     service = app[SERVICE]
     await service.bus.start()
     log.info("node started", extra={"node": service.bus.node_id})
-    if service.recordings is not None:
-        await take_over_own_leftovers(service)
-        # With one node, whatever is still open in the folder was this process's own.
-        quiet = RECOVER_QUIET_SECONDS if app[SETTINGS].redis_url else 0.0
-        await service.recordings.recover(service.recording_is_live, quiet_seconds=quiet)
+    await take_over_own_leftovers(service)
+    # With one node, whatever is still open in the folder was this process's own.
+    quiet = RECOVER_QUIET_SECONDS if app[SETTINGS].redis_url else 0.0
+    await app[RECORDING_CONTROL].recover(quiet_seconds=quiet)
     yield
     await service.close()
     await service.bus.close()
@@ -118,16 +122,15 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
 
 async def _housekeeping(app: web.Application) -> AsyncIterator[None]:
     async def loop() -> None:
-        service, settings = app[SERVICE], app[SETTINGS]
+        service, settings, recordings = app[SERVICE], app[SETTINGS], app[RECORDING_CONTROL]
         while True:
             await asyncio.sleep(HOUSEKEEPING_INTERVAL)
             now = service.clock()
             cutoff = now - settings.room_retention_seconds
             try:
                 await service.store.purge(ended_before=cutoff, idle_before=cutoff, now=now)
-                if service.recordings is not None:
-                    # A node that died mid-recording left parts: close them here.
-                    await service.recordings.recover(service.recording_is_live)
+                # A node that died mid-recording left parts: close them here.
+                await recordings.recover()
             except Exception:
                 log.exception("housekeeping failed")
 

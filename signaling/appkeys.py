@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from recordings.control import RecordingControl
 from recordings.storage import RecordingStorage
 from signaling.client_limits import ClientLimits
 from signaling.config import Settings
@@ -33,6 +34,7 @@ METRICS = web.AppKey("metrics", Metrics)
 CONNECTIONS = web.AppKey("connections", set[Closable])
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 RECORDINGS = web.AppKey("recordings", RecordingStorage)
+RECORDING_CONTROL = web.AppKey("recording_control", RecordingControl)
 CLIENT_LIMITS = web.AppKey("client_limits", ClientLimits)
 # The REST API's OpenAPI document, built once at start.
 OPENAPI = web.AppKey("openapi", dict[str, Any])

@@ -25,8 +25,8 @@ from signaling import logs, ops
 from signaling.app import create_app
 from signaling.appkeys import SERVICE, SETTINGS
 from signaling.config import Settings, add_arguments, settings_from
-from signaling.errors import SessionroomError
-from signaling.model import Permission, RecordingMode, Role, RoomSettings
+from signaling.core.errors import SessionroomError
+from signaling.core.model import Permission, RecordingMode, Role, RoomSettings
 from signaling.rooms import link_url
 from signaling.secret_file import ResolvedSecret, key_ring, resolve_secret
 

@@ -16,7 +16,7 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 
 from signaling.config import Network, Settings
-from signaling.errors import RateLimited, TooManyConnections
+from signaling.core.errors import RateLimited, TooManyConnections
 from signaling.metrics import Metrics
 from signaling.ratelimit import TokenBucket
 

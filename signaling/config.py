@@ -14,7 +14,7 @@ from typing import Any
 
 from media.ice import IceServer, parse_ice_urls
 from media.turn import TurnConfig, check_turn_url, parse_turn_urls
-from signaling.errors import ConfigError
+from signaling.core.errors import ConfigError
 
 # An API key or metrics token shorter than this is refused at start: a key is the whole of
 # the practice's access to the API, so it must not be guessable (32 characters of

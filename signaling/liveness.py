@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from signaling.appkeys import SERVICE
-from signaling.errors import SessionroomError
+from signaling.core.errors import SessionroomError
 from signaling.rooms import RoomService
 
 log = logging.getLogger("sessionroom.liveness")

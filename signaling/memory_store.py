@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from signaling.model import RoomState
-from signaling.store import Mutation, StoreStats, T
+from collections import deque
+from itertools import islice
+
+from signaling.core.model import RoomState
+from signaling.store import EVENTS_KEPT, Mutation, StoredEvent, StoreStats, T
 
 
 class MemoryRoomStore:
-    def __init__(self) -> None:
+    def __init__(self, *, events_kept: int = EVENTS_KEPT) -> None:
         self._rooms: dict[str, RoomState] = {}
         # When a room last became empty, for purging rooms that links opened and left.
         self._empty_since: dict[str, float] = {}
+        # The committed events, oldest first, the oldest dropped beyond `events_kept`.
+        self._events: deque[StoredEvent] = deque(maxlen=events_kept)
+        self._sequence = 0
 
     async def get(self, room_id: str) -> RoomState | None:
         return self._rooms.get(room_id)
@@ -18,14 +24,30 @@ class MemoryRoomStore:
     async def update(self, room_id: str, mutate: Mutation[T]) -> T:
         # No await between read and write: on one event loop this is atomic.
         current = self._rooms.get(room_id)
-        new, result = mutate(current)
-        if new is not None and new is not current:
-            self._rooms[room_id] = new
-            if new.participants:
-                self._empty_since.pop(room_id, None)
-            else:
-                self._empty_since.setdefault(room_id, new.ended_at or new.created_at)
+        new, events, result = mutate(current)
+        if new is None or new is current:
+            if events:
+                raise ValueError("a mutation that writes nothing returned events")
+            return result
+        self._rooms[room_id] = new
+        if new.participants:
+            self._empty_since.pop(room_id, None)
+        else:
+            self._empty_since.setdefault(room_id, new.ended_at or new.created_at)
+        for event in events:
+            self._sequence += 1
+            self._events.append(StoredEvent(f"{self._sequence:020d}", event))
         return result
+
+    async def events_after(self, position: str | None, limit: int) -> list[StoredEvent]:
+        if limit <= 0 or not self._events:
+            return []
+        # Positions are consecutive zero-padded sequence numbers, the oldest kept first: the
+        # first one after `position` is found by its number.
+        start = 0
+        if position is not None:
+            start = max(0, int(position) + 1 - int(self._events[0].position))
+        return list(islice(self._events, start, start + limit))
 
     async def stats(self) -> StoreStats:
         live = [r for r in self._rooms.values() if not r.ended]
@@ -72,3 +94,4 @@ class MemoryRoomStore:
     async def close(self) -> None:
         self._rooms.clear()
         self._empty_since.clear()
+        self._events.clear()

@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING
 
+from signaling.core.events import Committed
 from signaling.store import StoreStats
 
 if TYPE_CHECKING:
-    from recordings.service import RecordingLoad
+    from recordings.writer import RecordingLoad
 
 
 class Metrics:
@@ -18,6 +19,11 @@ class Metrics:
         self.messages: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
         self.joins: Counter[str] = Counter()
+        self.room_events: Counter[str] = Counter()
+
+    async def committed(self, batch: Committed) -> None:
+        """A subscriber of committed room events: counts them by type."""
+        self.room_events.update(e.kind for e in batch.events)
 
     def render(self, stats: StoreStats, recording: RecordingLoad) -> str:
         lines = [
@@ -48,6 +54,12 @@ class Metrics:
         )
         lines += _counter(
             "sessionroom_joins_total", "Successful joins, by role.", "role", self.joins
+        )
+        lines += _counter(
+            "sessionroom_room_events_total",
+            "Room events committed by this node, by type.",
+            "type",
+            self.room_events,
         )
         return "\n".join(lines) + "\n"
 

@@ -15,7 +15,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from signaling.errors import BadMessage, MessageTooLarge, SessionroomError
+from signaling.core.errors import BadMessage, MessageTooLarge, SessionroomError
 
 API_PREFIX = "/api/v1"
 OPENAPI_PATH = API_PREFIX + "/openapi.json"

@@ -7,9 +7,8 @@ import hmac
 
 from aiohttp import hdrs, web
 
-from recordings.service import RecordingLoad
-from signaling.appkeys import LIFECYCLE, METRICS, SERVICE, SETTINGS
-from signaling.errors import Unauthorized
+from signaling.appkeys import LIFECYCLE, METRICS, RECORDING_CONTROL, SERVICE, SETTINGS
+from signaling.core.errors import Unauthorized
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -45,9 +44,8 @@ async def metrics(request: web.Request) -> web.Response:
         )
     service = request.app[SERVICE]
     stats = await service.store.stats()
-    recording = service.recordings.load if service.recordings else RecordingLoad(0, 0)
     return web.Response(
-        text=request.app[METRICS].render(stats, recording),
+        text=request.app[METRICS].render(stats, request.app[RECORDING_CONTROL].load),
         content_type="text/plain",
         charset="utf-8",
     )
@@ -67,5 +65,6 @@ def metrics_app(main: web.Application) -> web.Application:
     app[SETTINGS] = main[SETTINGS]
     app[SERVICE] = main[SERVICE]
     app[METRICS] = main[METRICS]
+    app[RECORDING_CONTROL] = main[RECORDING_CONTROL]
     app.router.add_get("/metrics", metrics)
     return app

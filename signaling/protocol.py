@@ -1,6 +1,7 @@
 """The wire contract of /ws: inbound messages parsed into frozen dataclasses.
 
-docs/protocol.md documents every message; this module is the one place that reads them.
+docs/protocol.md documents every message; this module is the one place that reads them
+(signaling/messages.py builds what the server sends).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from signaling.errors import BadMessage, ChatTooLong, SessionroomError
+from signaling.core.errors import BadMessage, ChatTooLong
 
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_CHAT_CHARS = 2000
@@ -263,7 +264,3 @@ def parse(text: str) -> Inbound:
 
 def message_type(inbound: Inbound) -> str:
     return inbound.TYPE
-
-
-def error_message(error: SessionroomError) -> dict[str, Any]:
-    return {"type": "error", "code": error.code, "message": error.message}

@@ -34,7 +34,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from signaling.bus import RESUBSCRIBED, Deliver, Envelope, NodeHandler
-from signaling.errors import ServiceUnavailable
+from signaling.core.errors import ServiceUnavailable
 from signaling.redis_store import unavailable_on_redis_errors
 from signaling.sealed_text import SealKeys, Unsealable, seal, unseal
 

@@ -10,6 +10,10 @@ The room's texts (its lobby notice, the messages of its denials) are sealed in t
 (signaling/sealed_text.py), so that Redis's append-only file and snapshots never hold them in
 plaintext; display names and ids stay readable (docs/security.md says for how long).
 
+The events a transition returns are committed in the same transaction onto the stream
+`<prefix>:events`, trimmed to about `events_kept`; they hold ids, roles, times and reasons,
+never texts, so nothing in them needs sealing.
+
 For each node, `<prefix>:noderooms:<node>` lists the rooms where it held sockets, so that
 when a node dies another can find its participants (signaling/liveness.py).
 """
@@ -26,10 +30,11 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, WatchError
 
-from signaling.errors import ServiceUnavailable
-from signaling.model import RoomState
+from signaling.core.errors import ServiceUnavailable
+from signaling.core.events import event_from_dict
+from signaling.core.model import RoomState
 from signaling.sealed_text import SealKeys, Unsealable, seal, unseal
-from signaling.store import Mutation, StoreStats, T
+from signaling.store import EVENTS_KEPT, Mutation, StoredEvent, StoreStats, T
 
 log = logging.getLogger("sessionroom.store")
 
@@ -48,12 +53,19 @@ async def unavailable_on_redis_errors() -> AsyncIterator[None]:
 
 class RedisRoomStore:
     def __init__(
-        self, client: aioredis.Redis, prefix: str, *, retention_seconds: float, keys: SealKeys
+        self,
+        client: aioredis.Redis,
+        prefix: str,
+        *,
+        retention_seconds: float,
+        keys: SealKeys,
+        events_kept: int = EVENTS_KEPT,
     ) -> None:
         self._redis = client
         self._prefix = prefix
         self._ttl_ms = int(retention_seconds * 1000)
         self._keys = keys
+        self._events_kept = events_kept
 
     def _decode(self, raw: bytes | str | None) -> RoomState | None:
         if raw is None:
@@ -87,6 +99,10 @@ class RedisRoomStore:
     def _index(self) -> str:
         return f"{self._prefix}:rooms"
 
+    @property
+    def events_key(self) -> str:
+        return f"{self._prefix}:events"
+
     def node_rooms_key(self, node: str) -> str:
         return f"{self._prefix}:noderooms:{node}"
 
@@ -103,8 +119,10 @@ class RedisRoomStore:
                     try:
                         await pipe.watch(key)
                         current = self._decode(await pipe.get(key))
-                        new, result = mutate(current)
+                        new, events, result = mutate(current)
                         if new is None or new is current:
+                            if events:
+                                raise ValueError("a mutation that writes nothing returned events")
                             return result  # leaving the block resets the WATCH
                         pipe.multi()  # type: ignore[no-untyped-call]
                         pipe.set(key, self._encode(new), px=self._key_ttl_ms(new))
@@ -112,11 +130,34 @@ class RedisRoomStore:
                         for node in {p.node for p in new.participants if p.connected}:
                             pipe.sadd(self.node_rooms_key(node), room_id)
                             pipe.pexpire(self.node_rooms_key(node), self._ttl_ms)
+                        # Only this run's events, with its write: a run that WATCH discards
+                        # never reaches EXEC, so its events are never added.
+                        for event in events:
+                            pipe.xadd(
+                                self.events_key,
+                                {"e": json.dumps(event.to_dict())},
+                                maxlen=self._events_kept,
+                                approximate=True,
+                            )
                         await pipe.execute()
                         return result
                     except WatchError:
                         continue  # someone else wrote this room: run the mutation again
         raise ServiceUnavailable("The room is too busy right now; try again.")
+
+    async def events_after(self, position: str | None, limit: int) -> list[StoredEvent]:
+        if limit <= 0:
+            return []
+        start = "-" if position is None else "(" + position
+        async with unavailable_on_redis_errors():
+            entries = await self._redis.xrange(self.events_key, start, "+", count=limit)
+        out: list[StoredEvent] = []
+        for entry_id, fields in entries or ():
+            raw = (fields or {}).get(b"e") or (fields or {}).get("e")
+            if entry_id is None or raw is None:
+                raise ValueError(f"not a room event in {self.events_key}: {entry_id!r}")
+            out.append(StoredEvent(_text(entry_id), event_from_dict(json.loads(raw))))
+        return out
 
     def _key_ttl_ms(self, room: RoomState) -> int:
         # An API room is kept while its links can still open it, whatever the retention.

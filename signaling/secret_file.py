@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from signaling.config import Settings
-from signaling.errors import ConfigError
+from signaling.core.errors import ConfigError
 from signaling.tokens import MIN_SECRET_BYTES, KeyRing
 
 SECRET_FILE = "secret"

@@ -9,13 +9,27 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from signaling.model import RoomState
+from signaling.core.events import RoomEvent
+from signaling.core.model import RoomState
 
 T = TypeVar("T")
 
-# A pure function from the current room (None if there is none) to the room to write
-# (None to write nothing) and a result for the caller. It may run more than once.
-Mutation = Callable[[RoomState | None], tuple[RoomState | None, T]]
+# A pure function from the current room (None if there is none) to the room to write (None
+# to write nothing), the events that change implies, and a result for the caller. It may run
+# more than once; only the run that is written has its events committed, with the room, in
+# one transaction. A run that writes nothing returns no events.
+Mutation = Callable[[RoomState | None], tuple[RoomState | None, tuple[RoomEvent, ...], T]]
+
+# Committed events kept for readers (`events_after`), the oldest dropped first.
+EVENTS_KEPT = 100_000
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    # Where it is in the store's event log: an opaque cursor for `events_after`, in commit
+    # order (not to be compared as strings: Redis stream ids do not sort that way).
+    position: str
+    event: RoomEvent
 
 
 @dataclass(frozen=True)
@@ -29,7 +43,13 @@ class RoomStore(Protocol):
     async def get(self, room_id: str) -> RoomState | None: ...
 
     async def update(self, room_id: str, mutate: Mutation[T]) -> T:
-        """Apply `mutate` atomically: no other update of this room interleaves."""
+        """Apply `mutate` atomically: no other update of this room interleaves, and its events
+        are committed with the room or not at all."""
+        ...
+
+    async def events_after(self, position: str | None, limit: int) -> list[StoredEvent]:
+        """Up to `limit` committed events of every room, in commit order, those after
+        `position` (None: from the oldest kept)."""
         ...
 
     async def stats(self) -> StoreStats: ...

@@ -14,8 +14,14 @@ from typing import Any
 
 import jwt
 
-from signaling.errors import BadMessage, ConfigError, InvalidToken, TokenExpired, TokenNotYetValid
-from signaling.model import (
+from signaling.core.errors import (
+    BadMessage,
+    ConfigError,
+    InvalidToken,
+    TokenExpired,
+    TokenNotYetValid,
+)
+from signaling.core.model import (
     ROLE_PERMISSIONS,
     Permission,
     Role,

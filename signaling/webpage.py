@@ -11,7 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from signaling.errors import SessionroomError
+from signaling.core.errors import SessionroomError
 
 log = logging.getLogger("sessionroom.http")
 

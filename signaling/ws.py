@@ -15,10 +15,10 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from signaling import protocol
+from signaling import messages, protocol
 from signaling.appkeys import CLIENT_LIMITS, CONNECTIONS, METRICS, SERVICE, SETTINGS
 from signaling.bus import Envelope
-from signaling.errors import (
+from signaling.core.errors import (
     BadMessage,
     JoinTimeout,
     MessageTooLarge,
@@ -108,7 +108,7 @@ class Connection:
         log.debug("socket refused", extra={"code": error.code})
         if not self.ws.closed:
             with contextlib.suppress(ConnectionError, RuntimeError):
-                await self.ws.send_str(json.dumps(protocol.error_message(error)))
+                await self.ws.send_str(json.dumps(messages.error(error)))
             await self.ws.close(code=CLOSE_REFUSED, message=error.code.encode())
 
     async def _finish(self, session: Session) -> None:
@@ -139,7 +139,7 @@ class Connection:
         if self.ws.closed:
             return
         with contextlib.suppress(ConnectionError, RuntimeError):
-            await self.ws.send_str(json.dumps({"type": "server_shutdown"}))
+            await self.ws.send_str(json.dumps(messages.server_shutdown()))
         await self.ws.close(code=CLOSE_SHUTDOWN, message=b"server_shutdown")
 
     # ---- inbound ----
@@ -159,7 +159,7 @@ class Connection:
                                 Envelope(
                                     "",
                                     "",
-                                    protocol.error_message(e),
+                                    messages.error(e),
                                     close_code=CLOSE_REFUSED,
                                     close_reason=e.code,
                                 )
@@ -205,7 +205,7 @@ class Connection:
                 self._left = True
                 await service.leave(session)
                 self._outbox.put_nowait(
-                    Envelope("", "", {"type": "left"}, close_code=1000, close_reason="left")
+                    Envelope("", "", messages.left(), close_code=1000, close_reason="left")
                 )
             case protocol.End():
                 await service.end(session)
@@ -248,7 +248,7 @@ class Connection:
         self.metrics.errors[error.code] += 1
         self._log_refusal(error)
         with contextlib.suppress(asyncio.QueueFull):
-            self._outbox.put_nowait(Envelope("", "", protocol.error_message(error)))
+            self._outbox.put_nowait(Envelope("", "", messages.error(error)))
 
     async def _write_loop(self) -> None:
         ws = self.ws
@@ -287,7 +287,7 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
         # Refused after the upgrade, so that the page reads the code, not a bare failure.
         await ws.prepare(request)
         with contextlib.suppress(ConnectionError, RuntimeError):
-            await ws.send_str(json.dumps(protocol.error_message(e)))
+            await ws.send_str(json.dumps(messages.error(e)))
         await ws.close(code=CLOSE_REFUSED, message=e.code.encode())
         return ws
     with place:

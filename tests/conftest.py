@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from signaling.app import create_app
 from signaling.config import Settings
-from signaling.model import Role, RoomSettings
+from signaling.core.model import Role, RoomSettings
 from signaling.tokens import KeyRing
 from tests.redis_server import RedisServer
 from tests.support import API_KEY, Peer, make_keys, make_settings, mint

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import av
 
-from recordings.ledger import FileLedger
-from recordings.manifest import Manifest, ParticipantInfo, describe_file
+from recordings.ledger import FileLedger, LedgerEvent
+from recordings.manifest import Manifest, ManifestStatus, ParticipantInfo, describe_file
 from recordings.storage import LEDGER_FILE, RecordingStorage, new_recording_id
 
 T0 = 1764149400.0
@@ -60,12 +60,12 @@ def store_recording(
     ledger = storage.ledger
     request = f"q-{started_at:.0f}"[-8:]
     recording_id = new_recording_id(started_at)
-    entries = [ledger.append("requested", at=started_at - 5, room=room, request=request,
+    entries = [ledger.append(LedgerEvent.REQUESTED, at=started_at - 5, room=room, request=request,
                              participant=participants[0])]  # fmt: skip
     for i, pid in enumerate(participants):
         entries.append(
             ledger.append(
-                "answered",
+                LedgerEvent.ANSWERED,
                 at=started_at - 4 + i,
                 room=room,
                 request=request,
@@ -74,7 +74,9 @@ def store_recording(
             )
         )
     entries.append(
-        ledger.append("started", at=started_at, room=room, request=request, recording=recording_id)
+        ledger.append(
+            LedgerEvent.STARTED, at=started_at, room=room, request=request, recording=recording_id
+        )
     )
     folder = storage.folder(recording_id)
     manifest = Manifest(
@@ -82,7 +84,7 @@ def store_recording(
         room=room,
         session_request=request,
         room_opened_at=started_at - 600,
-        status="recording",
+        status=ManifestStatus.RECORDING,
         participants=tuple(
             ParticipantInfo(pid, "therapist" if i == 0 else "client", f"Person {i}")
             for i, pid in enumerate(participants)
@@ -98,7 +100,7 @@ def store_recording(
         files.append(describe_file(target, pid))
     entries.append(
         ledger.append(
-            "stopped",
+            LedgerEvent.STOPPED,
             at=started_at + 60,
             room=room,
             request=request,
@@ -109,7 +111,7 @@ def store_recording(
     )
     manifest = replace(
         manifest,
-        status="complete",
+        status=ManifestStatus.COMPLETE,
         stopped_at=started_at + 60,
         stop_reason="stopped_by_therapist",
         files=tuple(files),

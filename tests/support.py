@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import ClientWebSocketResponse, WSMsgType
 
 from signaling.config import Settings
-from signaling.model import Permission, Role, RoomSettings
+from signaling.core.model import Permission, Role, RoomSettings
 from signaling.tokens import KeyRing
 
 SECRET = "test-signing-secret-that-is-long-enough-000"

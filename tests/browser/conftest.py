@@ -14,7 +14,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from signaling.app import create_app
 from signaling.config import Settings
-from signaling.model import Role, RoomSettings
+from signaling.core.model import Role, RoomSettings
 from signaling.tokens import KeyRing
 from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.support import make_keys, make_settings, mint

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Locator, Page, expect
 
-from signaling.model import Role, RoomSettings
+from signaling.core.model import Role, RoomSettings
 from tests.browser.conftest import AXE, Site, in_call, open_page, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.network]

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 from playwright.async_api import Browser, Page, WebSocketRoute, expect
 
-from signaling.model import Role
+from signaling.core.model import Role
 from tests.browser.conftest import Site, open_page, screenshot
 from tests.browser.pages import FRAMES, join, media_flowing, stat, video_advancing, wait_stat_above
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, WebSocketRoute, expect
 
-from signaling.model import ROLE_PERMISSIONS, Permission, RecordingMode, Role, RoomSettings
+from signaling.core.model import ROLE_PERMISSIONS, Permission, RecordingMode, Role, RoomSettings
 from tests.browser.conftest import AXE, Site, open_page, screenshot
 from tests.browser.pages import join
 from tests.browser.test_accessibility import audit

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from signaling.model import Role
+from signaling.core.model import Role
 from tests.browser.conftest import Site, screenshot
 from tests.browser.pages import join
 from tests.browser.test_accessibility import audit, audited_page

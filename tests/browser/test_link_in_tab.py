@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import Browser, expect
 
-from signaling.model import Role
+from signaling.core.model import Role
 from tests.browser.conftest import Site, in_call, open_page, screenshot
 from tests.browser.pages import chat_reaches, join
 

@@ -24,7 +24,7 @@ import pytest
 import redis.asyncio as aioredis
 from playwright.async_api import Browser, Page, WebSocket, expect
 
-from signaling.model import Role
+from signaling.core.model import Role
 from tests.browser.conftest import screenshot
 from tests.browser.front_proxy import FrontProxy, Route
 from tests.browser.pages import FRAMES, chat_reaches, join, media_flowing, stat

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser, expect
 
-from signaling.model import Role
+from signaling.core.model import Role
 from tests.browser.conftest import Site, in_call, open_page, screenshot
 from tests.browser.pages import AUDIO, FRAMES, chat_reaches, join, stat, wait_stat_above
 

@@ -19,7 +19,7 @@ import pytest
 from playwright.async_api import Browser, Locator, Page, WebSocketRoute, expect
 
 from signaling.appkeys import CONNECTIONS
-from signaling.model import RecordingMode, Role, RoomSettings
+from signaling.core.model import RecordingMode, Role, RoomSettings
 from signaling.ws import Connection
 from tests.browser.conftest import Site, in_call, open_page, screenshot
 from tests.browser.pages import join, media_flowing

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Dialog, Locator, Page, Request, Route, expect
 
-from signaling.model import Role
+from signaling.core.model import Role
 from tests.browser.conftest import Site, open_page, screenshot
 from tests.browser.pages import join
 from tests.browser.test_accessibility import audit, audited_page

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, Request, WebSocket, WebSocketRoute, expect
 
-from signaling.model import ROLE_PERMISSIONS, Permission, RecordingMode, Role, RoomSettings
+from signaling.core.model import ROLE_PERMISSIONS, Permission, RecordingMode, Role, RoomSettings
 from tests.browser.conftest import ARTIFACTS, AXE, Site
 from tests.browser.pages import chat_reaches, join
 from tests.browser.test_accessibility import audit

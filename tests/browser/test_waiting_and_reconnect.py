@@ -8,7 +8,7 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from signaling.appkeys import CONNECTIONS
-from signaling.model import Role, RoomSettings
+from signaling.core.model import Role, RoomSettings
 from signaling.ws import Connection
 from tests.browser.conftest import Site, in_call, open_page, screenshot
 from tests.browser.pages import (

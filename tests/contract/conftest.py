@@ -9,15 +9,21 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 
 from signaling.backends import make_backends
 from signaling.bus import MessageBus
+from signaling.memory_store import MemoryRoomStore
+from signaling.redis_store import RedisRoomStore
+from signaling.sealed_text import derive_keys
 from signaling.store import RoomStore
 from tests.redis_server import RedisServer
-from tests.support import make_settings
+from tests.support import SECRET, make_settings
 
 Node = tuple[RoomStore, MessageBus]
 RedisNodes = Callable[..., Awaitable[list[Node]]]
+# A store of the backend under test that keeps about this many events (`events_kept`).
+StoreKeeping = Callable[[int], Awaitable[RoomStore]]
 
 
 @pytest.fixture
@@ -57,3 +63,28 @@ async def node(request: pytest.FixtureRequest, redis_nodes: RedisNodes) -> Async
     else:
         (pair,) = await redis_nodes(1)
         yield pair
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store_keeping(
+    request: pytest.FixtureRequest, redis_server: RedisServer
+) -> AsyncIterator[StoreKeeping]:
+    """Stores built directly, for what the settings do not choose (how many events to keep)."""
+    clients: list[aioredis.Redis] = []
+
+    async def make(events_kept: int) -> RoomStore:
+        if request.param == "memory":
+            return MemoryRoomStore(events_kept=events_kept)
+        client = aioredis.from_url(redis_server.url)
+        clients.append(client)
+        return RedisRoomStore(
+            client,
+            "t" + secrets.token_hex(4),  # this store's own keys
+            retention_seconds=3600.0,
+            keys=derive_keys(SECRET.encode()),
+            events_kept=events_kept,
+        )
+
+    yield make
+    for client in clients:
+        await client.aclose()

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from signaling.model import Permission, Role, RoomSettings
+from signaling.core.model import Permission, Role, RoomSettings
 from tests.conftest import Harness
 
 BAD_KEY = {"Authorization": "Bearer wrong"}

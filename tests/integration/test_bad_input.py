@@ -11,7 +11,7 @@ from collections.abc import Mapping
 import pytest
 from aiohttp import WSMsgType
 
-from signaling.model import Role
+from signaling.core.model import Role
 from signaling.tokens import KeyRing
 from tests.conftest import Harness
 

@@ -17,7 +17,7 @@ import pytest
 
 from signaling.cli import parse_duration
 from signaling.config import Settings, add_arguments, settings_from
-from signaling.errors import ConfigError
+from signaling.core.errors import ConfigError
 from signaling.secret_file import key_ring, resolve_secret
 
 SESSIONROOM = [sys.executable, "-m", "signaling.cli"]

@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from signaling.app import create_app
-from signaling.model import Role
+from signaling.core.model import Role
 from signaling.tokens import KeyRing
 from tests.server_process import SESSIONROOM, Server
 from tests.support import API_KEY, SECRET, TIMEOUT, Peer, make_settings, mint

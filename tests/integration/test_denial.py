@@ -8,8 +8,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from signaling.errors import Denied
-from signaling.model import ROLE_PERMISSIONS, Permission, Role
+from signaling.core.errors import Denied
+from signaling.core.model import ROLE_PERMISSIONS, Permission, Role
 from tests.conftest import Harness
 from tests.integration.test_nodes import join, token, two_nodes
 from tests.redis_server import RedisServer

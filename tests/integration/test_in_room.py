@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from signaling.model import Permission, Role, RoomSettings
+from signaling.core.model import Permission, Role, RoomSettings
 from tests.conftest import Harness
 
 

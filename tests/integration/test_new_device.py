@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from signaling.model import Role, RoomSettings
+from signaling.core.model import Role, RoomSettings
 from tests.conftest import Harness
 from tests.support import Peer
 

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from signaling.model import RecordingMode, Role, RoomSettings
+from signaling.core.model import RecordingMode, Role, RoomSettings
 from tests.integration.recording_peers import (
     Leg,
     answer_leg,

@@ -20,7 +20,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 
 from signaling.app import create_app
 from signaling.config import Settings
-from signaling.model import RecordingMode, RoomSettings
+from signaling.core.model import RecordingMode, RoomSettings
 from signaling.tokens import KeyRing
 from tests.conftest import AiohttpClient, Harness
 from tests.integration.recording_peers import (

@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from signaling.model import RecordingMode, Role, RoomSettings
+from signaling.core.model import RecordingMode, Role, RoomSettings
 from tests.integration.recording_peers import (
     Leg,
     Started,

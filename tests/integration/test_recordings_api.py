@@ -15,7 +15,7 @@ from recordings.manifest import Manifest
 from recordings.storage import RecordingStorage
 from signaling.appkeys import RECORDINGS
 from signaling.config import Settings
-from signaling.model import ROLE_PERMISSIONS, Permission, Role
+from signaling.core.model import ROLE_PERMISSIONS, Permission, Role
 from tests.conftest import Harness
 from tests.recording_fixtures import make_webm, store_recording
 from tests.support import make_settings

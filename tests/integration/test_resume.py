@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from signaling.app import create_app
-from signaling.model import Role
+from signaling.core.model import Role
 from tests.conftest import AiohttpClient, Harness
 from tests.support import Peer, make_keys, make_settings
 

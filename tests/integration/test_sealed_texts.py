@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from signaling.model import Role
+from signaling.core.model import Role
 from tests.integration.test_nodes import join, token, two_nodes
 from tests.redis_server import RedisServer
 from tests.server_process import Server

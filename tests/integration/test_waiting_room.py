@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from signaling.model import Role, RoomSettings
+from signaling.core.model import Role, RoomSettings
 from tests.conftest import Harness
 
 

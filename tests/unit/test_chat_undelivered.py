@@ -10,10 +10,10 @@ import pytest
 
 from signaling import protocol
 from signaling.bus import Envelope
-from signaling.errors import BadMessage
+from signaling.core.errors import BadMessage
+from signaling.core.model import Role, RoomSettings
 from signaling.memory_bus import MemoryMessageBus
 from signaling.memory_store import MemoryRoomStore
-from signaling.model import Role, RoomSettings
 from signaling.rooms import RoomService, Session
 from tests.support import make_keys, mint
 

@@ -9,7 +9,7 @@ import pytest
 
 from signaling.client_limits import AddressBuckets, client_address, limit_key
 from signaling.config import Network, Settings, add_arguments, settings_from
-from signaling.errors import ConfigError
+from signaling.core.errors import ConfigError
 
 PROXY = "10.0.0.1"
 TRUSTED: tuple[Network, ...] = (ip_network("10.0.0.0/24"), ip_network("fd00::/8"))

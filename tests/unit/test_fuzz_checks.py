@@ -8,7 +8,7 @@ from typing import Any
 
 from bench.fuzz import MessageGenerator, View, find_cross_room, named_ids
 from signaling import protocol
-from signaling.model import Role
+from signaling.core.model import Role
 
 ROOM_OF = {"me": "r1", "peer": "r1", "other": "r2"}
 ROOMS = {"r1", "r2"}

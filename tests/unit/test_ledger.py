@@ -17,6 +17,7 @@ from recordings.ledger import (
     GENESIS,
     FileLedger,
     LedgerEntry,
+    LedgerEvent,
     MemoryLedger,
     check_chain,
     entry_hash,
@@ -24,11 +25,13 @@ from recordings.ledger import (
 
 
 def _fill(ledger: FileLedger | MemoryLedger, n: int = 4) -> list[LedgerEntry]:
-    out = [ledger.append("requested", at=100.0, room="r-1", request="q-1", participant="p-1")]
+    out = [
+        ledger.append(LedgerEvent.REQUESTED, at=100.0, room="r-1", request="q-1", participant="p-1")
+    ]
     for i in range(1, n):
         out.append(
             ledger.append(
-                "answered", at=100.0 + i, room="r-1", request="q-1", participant=f"p-{i}",
+                LedgerEvent.ANSWERED, at=100.0 + i, room="r-1", request="q-1", participant=f"p-{i}",
                 granted=True,
             )
         )  # fmt: skip
@@ -82,10 +85,10 @@ def test_memory_ledger_chains_the_same_way(tmp_path: Path) -> None:
 def test_unknown_events_and_bad_entries_are_refused(tmp_path: Path) -> None:
     ledger = FileLedger(tmp_path / "ledger.jsonl")
     with pytest.raises(ValueError):
-        ledger.append("rewound", at=1.0, room="r-1")
+        ledger.append("rewound", at=1.0, room="r-1")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
-        ledger.append("requested", at=float("nan"), room="r-1")
-    good = ledger.append("requested", at=1.0, room="r-1", request="q-1").to_dict()
+        ledger.append(LedgerEvent.REQUESTED, at=float("nan"), room="r-1")
+    good = ledger.append(LedgerEvent.REQUESTED, at=1.0, room="r-1", request="q-1").to_dict()
     for broken in (
         {**good, "extra": 1},
         {**good, "seq": "1"},
@@ -100,7 +103,7 @@ def test_unknown_events_and_bad_entries_are_refused(tmp_path: Path) -> None:
 def _append_many(path: str, who: str, n: int) -> None:
     ledger = FileLedger(Path(path))
     for i in range(n):
-        ledger.append("answered", at=float(i), room="r-1", participant=who, granted=True)
+        ledger.append(LedgerEvent.ANSWERED, at=float(i), room="r-1", participant=who, granted=True)
 
 
 def test_threads_appending_at_once_keep_one_chain(tmp_path: Path) -> None:
@@ -191,7 +194,7 @@ def test_a_line_cut_short_by_a_crash_is_kept_visible_and_the_chain_goes_on(
     written = _fill(ledger, 2)
     with path.open("a") as f:
         f.write('{"seq": 3, "at": 1')  # a write the crash cut off
-    after = ledger.append("stopped", at=200.0, room="r-1", reason="interrupted")
+    after = ledger.append(LedgerEvent.STOPPED, at=200.0, room="r-1", reason="interrupted")
     assert (after.seq, after.prev) == (3, written[-1].hash)
     assert check_chain(path) == ["line 3: not a JSON entry (edited, or cut short?)"]
     assert ledger.entries() == [*written, after]

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from signaling.errors import InvalidTransition
-from signaling.lobby import LobbyEvent, next_state
-from signaling.model import ParticipantState as S
+from signaling.core.errors import InvalidTransition
+from signaling.core.lobby import LobbyEvent, next_state
+from signaling.core.model import ParticipantState as S
 
 ALLOWED = {
     (S.WAITING, LobbyEvent.ADMIT): S.ADMITTED,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from signaling.model import Participant, ParticipantState, Role, RoomSettings, RoomState
+from signaling.core.model import Participant, ParticipantState, Role, RoomSettings, RoomState
+from signaling.messages import participant_view
 
 
 def person(media: bool = True) -> Participant:
@@ -39,5 +40,10 @@ def test_a_participant_stored_before_media_existed_takes_part_in_media() -> None
 
 def test_others_see_whether_a_participant_takes_part_in_media() -> None:
     chat_only = person(media=False)
-    assert chat_only.public() == {"id": "p1", "role": "client", "name": "Kim", "media": False}
-    assert person().public()["media"] is True
+    assert participant_view(chat_only) == {
+        "id": "p1",
+        "role": "client",
+        "name": "Kim",
+        "media": False,
+    }
+    assert participant_view(person())["media"] is True

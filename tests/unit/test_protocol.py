@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from signaling import protocol
-from signaling.errors import BadMessage, ChatTooLong
+from signaling.core.errors import BadMessage, ChatTooLong
 
 
 def test_parses_each_type() -> None:

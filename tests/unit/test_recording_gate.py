@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from recordings import gate as g
-from recordings.gate import Gate, Reason, Status
-from signaling.errors import Conflict, NotAllowed
+from signaling.core import gate as g
+from signaling.core.errors import Conflict, NotAllowed
+from signaling.core.gate import Gate, Reason, Status
 
 
 def _asked(present: tuple[str, ...] = ("t", "c")) -> Gate:

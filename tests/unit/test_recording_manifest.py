@@ -9,24 +9,34 @@ from pathlib import Path
 import av
 import pytest
 
-from recordings.ledger import MemoryLedger
-from recordings.manifest import FileInfo, Manifest, ParticipantInfo, describe_file
+from recordings.ledger import LedgerEvent, MemoryLedger
+from recordings.manifest import (
+    FileInfo,
+    Manifest,
+    ManifestStatus,
+    ParticipantInfo,
+    describe_file,
+)
 from tests.recording_fixtures import make_webm
 
 
 def _manifest() -> Manifest:
     ledger = MemoryLedger()
     entries = (
-        ledger.append("requested", at=10.0, room="r-81", request="q-7f", participant="p-1"),
-        ledger.append("answered", at=11.0, room="r-81", request="q-7f", participant="p-1",
-                      granted=True),
+        ledger.append(
+            LedgerEvent.REQUESTED, at=10.0, room="r-81", request="q-7f", participant="p-1"
+        ),
+        ledger.append(
+            LedgerEvent.ANSWERED, at=11.0, room="r-81", request="q-7f", participant="p-1",
+            granted=True,
+        ),
     )  # fmt: skip
     return Manifest(
         id="rec-20261126-093000-ab12cd",
         room="r-81",
         session_request="q-7f",
         room_opened_at=1764148800.0,
-        status="complete",
+        status=ManifestStatus.COMPLETE,
         participants=(ParticipantInfo("p-1", "therapist", "Dr Lee"),),
         started_at=1764149400.1,
         stopped_at=1764149460.3,
@@ -58,7 +68,7 @@ def test_manifest_round_trips_in_the_documented_shape() -> None:
 def test_a_recording_in_progress_round_trips() -> None:
     m = Manifest(
         id="rec-20261126-093000-ab12cd", room="r", session_request="q", room_opened_at=1.0,
-        status="recording", participants=(), started_at=2.0,
+        status=ManifestStatus.RECORDING, participants=(), started_at=2.0,
     )  # fmt: skip
     assert Manifest.from_dict(m.to_dict()) == m
     assert m.to_dict()["stopped_at"] is None

@@ -7,81 +7,71 @@ import asyncio
 from dataclasses import replace
 from pathlib import Path
 
-from recordings.gate import Reason, Status
-from recordings.ledger import MemoryLedger
-from recordings.service import RecordingService
-from recordings.storage import RecordingStorage
+from recordings.control import RecordingControl
 from signaling.bus import RESUBSCRIBED
-from signaling.memory_bus import MemoryMessageBus
-from signaling.memory_store import MemoryRoomStore
-from signaling.model import RecordingMode, Role, RoomSettings, RoomState
-from signaling.rooms import RoomService, Session
-from tests.support import make_keys, mint
-
-CONSENT = RoomSettings(recording=RecordingMode.CONSENT)
+from signaling.core.gate import Reason, Status
+from signaling.core.model import RoomState
+from tests.unit.test_recording_control import CLIENT, ROOM, Flow, Nodes, a_room, make_control
 
 
-async def _recording(tmp_path: Path) -> tuple[RoomService, str]:
+async def _recording(tmp_path: Path) -> tuple[RecordingControl, Nodes, str]:
     """A room whose gate opened: this node is writing its recording."""
-    keys = make_keys()
-    ledger = MemoryLedger()
-    recordings = RecordingService(RecordingStorage(tmp_path, ledger), ledger)
-    service = RoomService(
-        MemoryRoomStore(), MemoryMessageBus("n"), keys, grace_seconds=5, recordings=recordings
-    )
-    sessions: list[Session] = []
-    for role, name in ((Role.THERAPIST, "Dr Sam"), (Role.CLIENT, "Alex")):
-        claims = keys.verify(mint(keys, "r", role, name, settings=CONSENT))
-        sessions.append((await service.join(claims, None)).session)
-    therapist, client = sessions
-    await service.admit(therapist, client.participant_id)
-    await service.request_recording(therapist)
-    room = await service.store.get("r")
-    assert room is not None and room.recording.request is not None
-    for s in sessions:
-        await service.consent(s, room.recording.request, True)
-    [recording_id] = recordings.writing
-    return service, recording_id
+    nodes = Nodes()
+    control = make_control(tmp_path, nodes)
+    recording_id = await Flow(control, nodes, a_room(CLIENT)).recording()
+    assert control.writing == {recording_id: ROOM}
+    return control, nodes, recording_id
 
 
-async def _stopped_elsewhere(service: RoomService) -> None:
+def _stopped_elsewhere(nodes: Nodes) -> None:
     """Another node closed the gate; this one was not told."""
-
-    def stop(room: RoomState | None) -> tuple[RoomState | None, None]:
-        assert room is not None
-        gate = replace(room.recording, status=Status.STOPPED, reason=Reason.WITHDRAWN, at=5.0)
-        return replace(room, recording=gate), None
-
-    await service.store.update("r", stop)
+    room: RoomState = nodes.rooms[ROOM]
+    gate = replace(room.recording, status=Status.STOPPED, reason=Reason.WITHDRAWN, at=5.0)
+    nodes.rooms[ROOM] = replace(room, recording=gate)
 
 
 async def test_a_recording_still_open_is_left_alone(tmp_path: Path) -> None:
-    service, recording_id = await _recording(tmp_path)
-    assert await service.reconcile_recordings() == []
-    assert service.recordings is not None and service.recordings.writing == {recording_id: "r"}
-    await service.close()
+    control, _, recording_id = await _recording(tmp_path)
+    assert await control.reconcile() == []
+    assert control.writing == {recording_id: ROOM}
+    await control.close()
 
 
 async def test_a_recording_stopped_elsewhere_is_stopped_here(tmp_path: Path) -> None:
-    service, recording_id = await _recording(tmp_path)
-    await _stopped_elsewhere(service)
-    assert await service.reconcile_recordings() == [recording_id]
-    recordings = service.recordings
-    assert recordings is not None and recordings.writing == {}
-    await recordings.close()  # waits for the files to be finished
-    manifest = recordings.storage.read_manifest(recording_id)
+    control, nodes, recording_id = await _recording(tmp_path)
+    _stopped_elsewhere(nodes)
+    assert await control.reconcile() == [recording_id]
+    assert control.writing == {}
+    await control.close()  # waits for the files to be finished
+    manifest = control.storage.read_manifest(recording_id)
     assert manifest.status != "recording"
-    assert manifest.stop_reason == "withdrawn"
+    assert (manifest.stop_reason, manifest.stopped_at) == ("withdrawn", 5.0)
+
+
+async def test_a_room_that_is_gone_counts_as_ended(tmp_path: Path) -> None:
+    control, nodes, recording_id = await _recording(tmp_path)
+    del nodes.rooms[ROOM]
+    assert await control.reconcile() == [recording_id]
+    await control.close()
+    assert control.storage.read_manifest(recording_id).stop_reason == "session_ended"
+
+
+async def test_a_store_that_is_away_leaves_the_recording_for_the_next_check(
+    tmp_path: Path,
+) -> None:
+    control, nodes, recording_id = await _recording(tmp_path)
+    nodes.store_away = True
+    assert await control.reconcile() == []
+    assert control.writing == {recording_id: ROOM}
+    await control.close()
 
 
 async def test_word_of_a_resubscription_starts_the_check(tmp_path: Path) -> None:
-    service, recording_id = await _recording(tmp_path)
-    await _stopped_elsewhere(service)
-    service.node_message({"kind": RESUBSCRIBED})
-    recordings = service.recordings
-    assert recordings is not None
+    control, nodes, recording_id = await _recording(tmp_path)
+    _stopped_elsewhere(nodes)
+    control.node_message({"kind": RESUBSCRIBED})
     async with asyncio.timeout(5):
-        while recordings.writing:
+        while control.writing:
             await asyncio.sleep(0.01)
-    await service.close()
-    assert recordings.storage.read_manifest(recording_id).stop_reason == "withdrawn"
+    await control.close()
+    assert control.storage.read_manifest(recording_id).stop_reason == "withdrawn"

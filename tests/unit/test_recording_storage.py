@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from recordings.manifest import Manifest
+from recordings.manifest import Manifest, ManifestStatus
 from recordings.storage import (
     RecordingStorage,
     new_recording_id,
     valid_file_name,
     valid_recording_id,
 )
-from signaling.errors import Conflict, NotFound
+from signaling.core.errors import Conflict, NotFound
 from tests.recording_fixtures import T0, make_webm, storage_at, store_recording
 
 DAY = 86400.0
@@ -143,7 +143,9 @@ def test_list_is_newest_first_and_by_room(storage: RecordingStorage, webm: Path)
 
 def test_unfinished_are_those_still_recording(storage: RecordingStorage, webm: Path) -> None:
     done = store_recording(storage, "r-1", webm=webm)
-    left = replace(done, id=new_recording_id(T0 + 1), status="recording", files=(), ledger=())
+    left = replace(
+        done, id=new_recording_id(T0 + 1), status=ManifestStatus.RECORDING, files=(), ledger=()
+    )
     storage.write_manifest(left)
     assert [m.id for m in storage.unfinished()] == [left.id]
 
@@ -166,7 +168,7 @@ def test_delete_removes_the_folder_and_says_so_in_the_ledger(
 
 def test_a_recording_being_made_is_not_deleted(storage: RecordingStorage, webm: Path) -> None:
     m = store_recording(storage, "r-1", webm=webm)
-    storage.write_manifest(replace(m, status="recording"))
+    storage.write_manifest(replace(m, status=ManifestStatus.RECORDING))
     with pytest.raises(Conflict):
         storage.delete(m.id, at=T0, by=None, reason="deleted_by_api")
     assert (storage.root / m.id / "manifest.json").exists()
@@ -178,11 +180,12 @@ def test_sweep_deletes_what_is_past_retention(storage: RecordingStorage, webm: P
     recent = store_recording(storage, "r-1", webm=webm, started_at=now - 2 * DAY)
     never_stopped: Manifest = replace(
         store_recording(storage, "r-2", webm=webm, started_at=T0 + 1),
-        stopped_at=None, status="interrupted",
+        stopped_at=None, status=ManifestStatus.INTERRUPTED,
     )  # fmt: skip
     storage.write_manifest(never_stopped)
     in_progress = replace(
-        store_recording(storage, "r-2", webm=webm, started_at=T0 + 2), status="recording"
+        store_recording(storage, "r-2", webm=webm, started_at=T0 + 2),
+        status=ManifestStatus.RECORDING,
     )
     storage.write_manifest(in_progress)
     assert storage.sweep(now=now, older_than_days=0) == []

@@ -12,7 +12,7 @@ import pytest
 from recordings.manifest import Manifest
 from recordings.storage import RecordingStorage
 from recordings.verify import verify
-from signaling.errors import NotFound
+from signaling.core.errors import NotFound
 from tests.recording_fixtures import T0, make_webm, storage_at, store_recording
 
 

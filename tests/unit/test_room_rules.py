@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
 
-from signaling import room_rules as rules
-from signaling.errors import (
+from signaling.core import room_rules as rules
+from signaling.core.errors import (
     Conflict,
     Forbidden,
     LinkInUse,
@@ -14,7 +15,9 @@ from signaling.errors import (
     RoomEnded,
     RoomFull,
 )
-from signaling.model import Participant, ParticipantState, Role, RoomSettings, RoomState
+from signaling.core.events import SessionEnded
+from signaling.core.model import Participant, ParticipantState, Role, RoomSettings, RoomState
+from signaling.messages import denied_entry
 
 
 def person(pid: str, role: Role = Role.CLIENT, link: str | None = None) -> Participant:
@@ -52,27 +55,27 @@ def test_therapist_goes_in_and_client_waits() -> None:
 def test_admit_then_full() -> None:
     r = rules.join(with_therapist(), person("c1")).room
     r = rules.join(r, person("c2")).room
-    r = rules.admit(r, "t", "c1").room
+    r = rules.admit(r, "t", "c1", now=1.0).room
     assert r.participant("c1") is not None and r.participant("c1").in_room  # type: ignore[union-attr]
     with pytest.raises(RoomFull):
-        rules.admit(r, "t", "c2")
+        rules.admit(r, "t", "c2", now=1.0)
     with pytest.raises(Conflict):
-        rules.admit(r, "t", "c1")
+        rules.admit(r, "t", "c1", now=1.0)
     with pytest.raises(NotFound):
-        rules.admit(r, "t", "nobody")
+        rules.admit(r, "t", "nobody", now=1.0)
 
 
 def test_only_an_admitted_therapist_admits() -> None:
     r = rules.join(with_therapist(), person("c1")).room
     r = rules.join(r, person("c2")).room
     with pytest.raises(Forbidden):
-        rules.admit(r, "c1", "c2")
+        rules.admit(r, "c1", "c2", now=1.0)
     absent = rules.disconnect(r, "t", 1, 5.0)
     assert absent is not None
-    left = rules.leave(r, "t")
+    left = rules.leave(r, "t", now=1.0)
     assert left is not None
     with pytest.raises(NotFound):
-        rules.admit(left.room, "t", "c1")
+        rules.admit(left.room, "t", "c1", now=1.0)
 
 
 def test_deny_removes_the_participant() -> None:
@@ -82,14 +85,14 @@ def test_deny_removes_the_participant() -> None:
     assert change.room.participant("c") is None
     with pytest.raises(NotFound):
         rules.deny(change.room, "t", "c")
-    admitted = rules.admit(r, "t", "c").room
+    admitted = rules.admit(r, "t", "c", now=1.0).room
     with pytest.raises(Conflict):
         rules.deny(admitted, "t", "c")
 
 
 def test_a_link_without_the_secret_never_takes_the_place_back() -> None:
     r = rules.join(with_therapist(), person("c", link="L")).room
-    r = rules.admit(r, "t", "c").room
+    r = rules.admit(r, "t", "c", now=1.0).room
     with pytest.raises(LinkInUse):
         rules.join(r, person("c-other-device", link="L"))
     # "Join here instead": a new device waiting to replace the place.
@@ -104,7 +107,7 @@ def test_a_link_without_the_secret_never_takes_the_place_back() -> None:
     held = new.room.participant("c")
     assert held is not None and held.resume_hash != "h2" and held.in_room
     # Admitting the new device replaces the place.
-    admitted = rules.admit(new.room, "t", "new")
+    admitted = rules.admit(new.room, "t", "new", now=1.0)
     assert admitted.replaced is not None and admitted.replaced.id == "c"
     assert admitted.room.participant("c") is None
     assert admitted.after is not None and admitted.after.in_room
@@ -132,18 +135,18 @@ def test_waiting_room_off_and_capacity() -> None:
 
 def test_disconnect_and_expire_only_act_on_the_current_connection() -> None:
     r = rules.join(with_therapist(), person("c")).room
-    r = rules.admit(r, "t", "c").room
+    r = rules.admit(r, "t", "c", now=1.0).room
     away = rules.disconnect(r, "c", 1, 10.0)
     assert away is not None and away.after is not None and not away.after.connected
     assert rules.disconnect(away.room, "c", 1, 11.0) is None  # already away
-    back = rules.reconnect(away.room, "c", "n2")
+    back = rules.reconnect(away.room, "c", "n2", now=1.0)
     assert back.after is not None and back.after.connection == 2 and back.after.node == "n2"
     # The old connection's timer fires late: nothing happens.
-    assert rules.expire(back.room, "c", 1) is None
+    assert rules.expire(back.room, "c", 1, now=1.0) is None
     assert rules.disconnect(back.room, "c", 1, 12.0) is None
     away2 = rules.disconnect(back.room, "c", 2, 13.0)
     assert away2 is not None
-    gone = rules.expire(away2.room, "c", 2)
+    gone = rules.expire(away2.room, "c", 2, now=1.0)
     assert gone is not None and gone.after is not None
     assert gone.after.state is ParticipantState.EXPIRED
     assert gone.room.participant("c") is None
@@ -151,29 +154,33 @@ def test_disconnect_and_expire_only_act_on_the_current_connection() -> None:
 
 def test_end_and_after() -> None:
     r = rules.join(with_therapist(), person("c")).room
-    ended, everyone = rules.end(r, 99.0)
+    change = rules.end(r, 99.0)
+    ended = change.room
     assert ended.ended and ended.participants == ()
-    assert {p.id for p in everyone} == {"t", "c"}
-    for act in (
+    (ended_event,) = change.events
+    assert isinstance(ended_event, SessionEnded)
+    assert set(ended_event.participants) == {"t", "c"}
+    acts: tuple[Callable[[], object], ...] = (
         lambda: rules.join(ended, person("x")),
-        lambda: rules.admit(ended, "t", "c"),
+        lambda: rules.admit(ended, "t", "c", now=1.0),
         lambda: rules.open_room(ended, "r", RoomSettings(), 1.0, "link"),
         lambda: rules.end(ended, 100.0),
-    ):
+    )
+    for act in acts:
         with pytest.raises(RoomEnded):
             act()
 
 
 def test_notice_needs_a_therapist_in_the_room() -> None:
     r = rules.join(with_therapist(), person("c")).room
-    assert rules.set_notice(r, "t", "Five minutes").notice == "Five minutes"
+    assert rules.set_notice(r, "t", "Five minutes", now=1.0).room.notice == "Five minutes"
     with pytest.raises(Forbidden):
-        rules.set_notice(r, "c", "let me in")
+        rules.set_notice(r, "c", "let me in", now=1.0)
     away = rules.disconnect(r, "t", 1, 1.0)
     assert away is not None
-    assert rules.set_notice(away.room, "t", "still ok").notice == "still ok"
+    assert rules.set_notice(away.room, "t", "still ok", now=1.0).room.notice == "still ok"
     with pytest.raises(NotAllowed):
-        rules.set_notice(replace(r, participants=(person("t", Role.THERAPIST),)), "t", "x")
+        rules.set_notice(replace(r, participants=(person("t", Role.THERAPIST),)), "t", "x", now=1.0)
 
 
 def test_room_state_round_trips_through_a_dict() -> None:
@@ -203,13 +210,13 @@ def test_a_denial_binds_the_link_for_the_rooms_life() -> None:
     assert rules.link_denial(r, "link-t") is None
     assert rules.link_denial(r, "") is None
     # The lobby shows who and when, never the message.
-    assert d.lobby_entry() == {"id": "c", "name": "C", "at": 50.0}
+    assert denied_entry(d) == {"id": "c", "name": "C", "at": 50.0}
 
 
 def test_denials_are_one_per_link_and_bounded() -> None:
     r = _denied(message="first")
     # The same link turned away again (allowed, back, denied): one entry, the newest.
-    r = rules.allow(r, "t", "c")
+    r = rules.allow(r, "t", "c", now=1.0).room
     r = rules.join(r, person("c2", link="L")).room
     r = rules.deny(r, "t", "c2", "second", now=60.0).room
     assert [(d.participant, d.message) for d in r.denied] == [("c2", "second")]
@@ -228,24 +235,24 @@ def test_allow_again_is_for_a_therapist_in_the_room() -> None:
     r = _denied()
     r = rules.join(r, person("other")).room
     with pytest.raises(Forbidden):
-        rules.allow(r, "other", "c")
+        rules.allow(r, "other", "c", now=1.0)
     with pytest.raises(NotFound):
-        rules.allow(r, "t", "nobody")
-    away = rules.leave(r, "t")
+        rules.allow(r, "t", "nobody", now=1.0)
+    away = rules.leave(r, "t", now=1.0)
     assert away is not None
     with pytest.raises(NotFound):
-        rules.allow(away.room, "t", "c")
-    allowed = rules.allow(r, "t", "c")
+        rules.allow(away.room, "t", "c", now=1.0)
+    allowed = rules.allow(r, "t", "c", now=1.0).room
     assert rules.link_denial(allowed, "L") is None and allowed.denial(participant="c") is None
     # Allowed again, the link joins like anyone: into the waiting room.
     back = rules.join(allowed, person("c-again", link="L"))
     assert back.after is not None and back.after.state is ParticipantState.WAITING
     with pytest.raises(NotFound):
-        rules.allow(allowed, "t", "c")
+        rules.allow(allowed, "t", "c", now=1.0)
 
 
 def test_ending_the_room_forgets_its_denials() -> None:
-    ended, _ = rules.end(_denied(), 99.0)
+    ended = rules.end(_denied(), 99.0).room
     assert ended.denied == ()
 
 

@@ -7,10 +7,10 @@ from collections import defaultdict
 from typing import Any
 
 from signaling.bus import Envelope
-from signaling.errors import Conflict, NotFound, SessionroomError
+from signaling.core.errors import Conflict, NotFound, SessionroomError
+from signaling.core.model import Role
 from signaling.memory_bus import MemoryMessageBus
 from signaling.memory_store import MemoryRoomStore
-from signaling.model import Role
 from signaling.rooms import RoomService, Session
 from tests.support import make_keys, mint
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from signaling.errors import Denied, StateLost
+from signaling.core.errors import Denied, StateLost
 from signaling.rooms import Session
 from tests.unit.test_room_service import _setup
 

@@ -5,8 +5,14 @@ import time
 import jwt
 import pytest
 
-from signaling.errors import BadMessage, ConfigError, InvalidToken, TokenExpired, TokenNotYetValid
-from signaling.model import Permission, Role, RoomSettings
+from signaling.core.errors import (
+    BadMessage,
+    ConfigError,
+    InvalidToken,
+    TokenExpired,
+    TokenNotYetValid,
+)
+from signaling.core.model import Permission, Role, RoomSettings
 from signaling.tokens import (
     MAX_VALID_FOR,
     KeyRing,

@@ -19,10 +19,10 @@ from media.turn import (
     turn_credentials,
 )
 from recordings.ledger import MemoryLedger
-from recordings.service import RecordingService
 from recordings.storage import RecordingStorage
+from recordings.writer import RecordingWriter
 from signaling.config import Settings, add_arguments, settings_from
-from signaling.errors import ConfigError
+from signaling.core.errors import ConfigError
 
 SECRET = "coturn-shared-secret"
 STUN = IceServer(urls=("stun:stun.sessionroom.test:3478",))
@@ -154,7 +154,7 @@ def test_settings_check_turn_at_config_time() -> None:
 
 def test_the_servers_own_peer_uses_turn_as_its_node(tmp_path: Path) -> None:
     ledger = MemoryLedger()
-    service = RecordingService(
+    writer = RecordingWriter(
         RecordingStorage(tmp_path, ledger),
         ledger,
         ice_servers=(STUN,),
@@ -162,10 +162,12 @@ def test_the_servers_own_peer_uses_turn_as_its_node(tmp_path: Path) -> None:
         node_id="n1",
         clock=lambda: 1000.0,
     )
-    servers = service.ice_servers()
+    servers = writer.ice_servers()
     assert servers[0] == STUN
     assert (servers[1].username, servers[1].credential) == turn_credentials(
         SECRET, "node-n1", ttl=600, now=1000
     )
-    plain = RecordingService(RecordingStorage(tmp_path, ledger), ledger, ice_servers=(STUN,))
+    plain = RecordingWriter(
+        RecordingStorage(tmp_path, ledger), ledger, ice_servers=(STUN,), clock=lambda: 1000.0
+    )
     assert plain.ice_servers() == (STUN,)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from signaling.errors import InvalidTransition
-from signaling.model import ParticipantState
+from signaling.core.errors import InvalidTransition
+from signaling.core.model import ParticipantState
 
 
 class LobbyEvent(StrEnum):

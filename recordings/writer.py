@@ -1,7 +1,9 @@
-"""The recordings this node is writing: their legs, recorders, manifests and ledger entries.
+"""The recordings this node is writing: their legs, recorders, files and manifests.
 
-RoomService decides when the gate opens and closes (in the room's state); this does the
-I/O that follows. A recording's legs live on the node that holds each participant's socket.
+Recording control (recordings/control.py) decides from the room's committed events when a
+recording begins and is cut; this does the I/O of one recording from its first manifest to
+its merged files. A recording's legs live on the node that holds each participant's socket,
+so with several nodes each writes the parts of its own legs and merges them when cut.
 aiortc and PyAV are imported on first use, so a node that never records never loads them.
 """
 
@@ -13,21 +15,20 @@ import fcntl
 import logging
 import os
 import shutil
-import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from media.ice import IceServer, rtc_configuration
 from media.turn import TurnConfig, ice_servers_for
-from recordings.gate import Gate
-from recordings.ledger import ConsentLedger, LedgerEntry
-from recordings.manifest import Manifest, ParticipantInfo, describe_file
+from recordings.ledger import ConsentLedger, LedgerEntry, LedgerEvent
+from recordings.manifest import Manifest, ManifestStatus, ParticipantInfo, describe_file
 from recordings.storage import RecordingStorage
-from signaling.errors import NotFound, RecordingNotActive
-from signaling.model import RoomState
+from signaling.core.errors import NotFound, RecordingNotActive
+from signaling.core.gate import Gate, Reason
+from signaling.core.model import RoomState
 
 if TYPE_CHECKING:
     from media.recording_leg import RecordingLeg
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("sessionroom.recordings")
 
 LEG_CLOSE_TIMEOUT = 5.0
-RECOVER_QUIET_SECONDS = 10.0  # parts touched more recently than this may still be written
 ENDED_KEPT = 1000
 
 
@@ -58,7 +58,7 @@ class ActiveRecording:
     legs: dict[str, RecordingLeg] = field(default_factory=dict)
 
 
-class RecordingService:
+class RecordingWriter:
     def __init__(
         self,
         storage: RecordingStorage,
@@ -67,10 +67,10 @@ class RecordingService:
         ice_servers: Sequence[IceServer] = (),
         turn: TurnConfig | None = None,
         node_id: str = "",
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float],
     ) -> None:
         self.storage = storage
-        self.ledger = ledger
+        self.ledger = ledger  # read only: a manifest keeps its request's entries
         self._ice = tuple(ice_servers)
         # This node's own aiortc peer may use the relay too, as TURN user `node-<node id>`.
         self._turn = turn
@@ -78,11 +78,8 @@ class RecordingService:
         self.clock = clock
         self._active: dict[str, ActiveRecording] = {}
         self._finishing: set[asyncio.Task[None]] = set()
+        self._finishing_ids: set[str] = set()  # cut here, files not yet finished
         self._ended: deque[str] = deque(maxlen=ENDED_KEPT)  # recordings stopped on this node
-
-    def record(self, event: str, **fields: str | bool | float | None) -> LedgerEntry:
-        """Append to the consent ledger."""
-        return self.ledger.append(event, at=self.clock(), **fields)  # type: ignore[arg-type]
 
     def ice_servers(self) -> tuple[IceServer, ...]:
         """For this node's own peer connections: the configured list, with fresh TURN."""
@@ -91,14 +88,14 @@ class RecordingService:
     def active(self, recording_id: str) -> ActiveRecording | None:
         return self._active.get(recording_id)
 
+    def has(self, recording_id: str) -> bool:
+        """Whether this node is writing the recording or still finishing its files."""
+        return recording_id in self._active or recording_id in self._finishing_ids
+
     @property
     def load(self) -> RecordingLoad:
         active = self._active.values()
         return RecordingLoad(len(active), sum(len(a.legs) for a in active))
-
-    @property
-    def rooms_recording(self) -> set[str]:
-        return {a.room for a in self._active.values()}
 
     @property
     def writing(self) -> dict[str, str]:
@@ -138,22 +135,22 @@ class RecordingService:
 
     # ---- legs ----
 
-    async def offer(self, room: RoomState, participant_id: str, recording_id: str, sdp: str) -> str:
+    async def offer(self, room: RoomState, participant: str, recording: str, sdp: str) -> str:
         """A browser's recording leg: accept it and return the answer's SDP."""
         from media.recording_leg import RecordingLeg, check_offer
         from recordings.recorder import ParticipantRecorder
 
         gate = room.recording
-        if recording_id != gate.recording or gate.answer_of(participant_id) is not True:
+        if recording != gate.recording or gate.answer_of(participant) is not True:
             raise RecordingNotActive()
         check_offer(sdp)
-        active = self._active.get(recording_id) or self.begin(room)
-        ids = {"room": room.id, "participant": participant_id, "recording": recording_id}
-        old = active.legs.pop(participant_id, None)
+        active = self._active.get(recording) or self.begin(room)
+        ids = {"room": room.id, "participant": participant, "recording": recording}
+        old = active.legs.pop(participant, None)
         if old is not None:  # the page reconnected and opened a new leg: it replaces the old
             old.stop_writing()
             await _close_leg(old, ids)
-        recorder = active.recorders.get(participant_id)
+        recorder = active.recorders.get(participant)
         leg_holder: list[RecordingLeg] = []
 
         def keyframe(ssrc: int) -> None:
@@ -162,9 +159,9 @@ class RecordingService:
 
         if recorder is None:
             recorder = ParticipantRecorder(
-                active.parts, participant_id, active.zero, request_keyframe=keyframe
+                active.parts, participant, active.zero, request_keyframe=keyframe
             )
-            active.recorders[participant_id] = recorder
+            active.recorders[participant] = recorder
         else:
             recorder.new_leg(request_keyframe=keyframe)
 
@@ -175,16 +172,16 @@ class RecordingService:
             rtc_configuration(self.ice_servers()), recorder.write, on_lost=lost, ids=ids
         )
         leg_holder.append(leg)
-        if self._active.get(recording_id) is not active:
+        if self._active.get(recording) is not active:
             raise RecordingNotActive()
-        active.legs[participant_id] = leg
+        active.legs[participant] = leg
         try:
             answer = await leg.accept(sdp)
         except Exception:
-            active.legs.pop(participant_id, None)
+            active.legs.pop(participant, None)
             await _close_leg(leg, ids)
             raise
-        if self._active.get(recording_id) is not active:
+        if self._active.get(recording) is not active:
             # The gate closed while we answered.
             await _close_leg(leg, ids)
             raise RecordingNotActive()
@@ -193,7 +190,7 @@ class RecordingService:
 
     # ---- stop ----
 
-    def cut(self, recording_id: str, *, reason: str, stopped_at: float) -> None:
+    def cut(self, recording_id: str, reason: Reason, stopped_at: float) -> None:
         """The gate closed: from this instant nothing more is written. The files are
         finished in the background (legs closed, parts merged, manifest written)."""
         self._ended.append(recording_id)
@@ -206,42 +203,46 @@ class RecordingService:
             recorder.stop()
         log.info(
             "recording stopped",
-            extra={"room": active.room, "recording": active.id, "reason": reason},
+            extra={"room": active.room, "recording": active.id, "reason": str(reason)},
         )
+        self._finishing_ids.add(active.id)
         task = asyncio.create_task(self._finish(active, reason, stopped_at))
         self._finishing.add(task)
         task.add_done_callback(self._finishing.discard)
 
-    def node_message(self, message: Mapping[str, Any]) -> None:
-        """From the bus: the gate closed on some node; stop this node's legs too."""
-        if message.get("kind") == "recording_cut":
-            self.cut(
-                str(message["recording"]),
-                reason=str(message["reason"]),
-                stopped_at=float(message["at"]),
-            )
-
-    async def _finish(self, active: ActiveRecording, reason: str, stopped_at: float) -> None:
+    async def _finish(self, active: ActiveRecording, reason: Reason, stopped_at: float) -> None:
         ids = {"room": active.room, "recording": active.id}
         try:
             await asyncio.gather(*(_close_leg(leg, ids) for leg in active.legs.values()))
-            await asyncio.to_thread(
-                self._write_files, active.id, set(active.recorders), reason, stopped_at, "complete"
+            await self.finish_files(
+                active.id, set(active.recorders), reason, stopped_at, ManifestStatus.COMPLETE
             )
         except Exception:
             log.exception("finishing a recording failed", extra=ids)
+        finally:
+            self._finishing_ids.discard(active.id)
+
+    async def finish_files(
+        self,
+        recording_id: str,
+        mine: set[str] | None,
+        reason: Reason,
+        stopped_at: float,
+        status: ManifestStatus,
+    ) -> None:
+        """Merge the parts of `mine` (None: every participant's) into their files, then add
+        them to the manifest, off the event loop. With several nodes, each merges the
+        participants whose legs it held; the manifest takes `status` when no parts are left."""
+        await asyncio.to_thread(self._write_files, recording_id, mine, reason, stopped_at, status)
 
     def _write_files(
         self,
         recording_id: str,
         mine: set[str] | None,
-        reason: str,
+        reason: Reason,
         stopped_at: float,
-        status: str,
+        status: ManifestStatus,
     ) -> None:
-        """Merge the parts of `mine` (None: every participant's) into their files, then add
-        them to the manifest. With several nodes, each merges the participants whose legs it
-        held; the manifest is complete when no parts are left."""
         from recordings.recorder import merge, part_files
 
         folder = self.storage.folder(recording_id)
@@ -266,7 +267,7 @@ class RecordingService:
                     manifest,
                     status=manifest.status if left else status,
                     stopped_at=manifest.stopped_at or stopped_at,
-                    stop_reason=manifest.stop_reason or reason,
+                    stop_reason=manifest.stop_reason or str(reason),
                     files=tuple(files[p.id] for p in manifest.participants if p.id in files),
                     ledger=_consent_trail(self.ledger.entries(), manifest),
                 )
@@ -274,55 +275,10 @@ class RecordingService:
             if not left:
                 shutil.rmtree(parts, ignore_errors=True)
 
-    async def recover(
-        self,
-        is_live: Callable[[Manifest], Awaitable[bool]],
-        *,
-        quiet_seconds: float = RECOVER_QUIET_SECONDS,
-    ) -> list[str]:
-        """Recordings left open by a node that was killed: their parts are merged and the
-        recording closed as interrupted. `is_live` says whether a recording is still being
-        written somewhere (its room's gate still open on it); those are left alone, as are
-        parts written in the last `quiet_seconds` (another node may be finishing them; with
-        one node there is no other, and 0 will do)."""
-        from recordings.recorder import part_files
-
-        recovered = []
-        now = time.time()
-        for manifest in self.storage.unfinished():
-            if manifest.id in self._active or await is_live(manifest):
-                continue
-            parts = self.storage.parts_folder(manifest.id)
-            recent = [
-                f
-                for p in manifest.participants
-                for f in part_files(parts, p.id)
-                if now - f.stat().st_mtime < quiet_seconds
-            ]
-            if recent:
-                continue
-            if manifest.stopped_at is None:
-                self.record(
-                    "stopped",
-                    room=manifest.room,
-                    request=manifest.session_request,
-                    recording=manifest.id,
-                    reason="interrupted",
-                )
-            await asyncio.to_thread(
-                self._write_files, manifest.id, None, "interrupted", self.clock(), "interrupted"
-            )
-            log.warning(
-                "recording was interrupted; its files were closed",
-                extra={"room": manifest.room, "recording": manifest.id},
-            )
-            recovered.append(manifest.id)
-        return recovered
-
     async def close(self) -> None:
-        """Wait for recordings being finished (RoomService stops open ones first)."""
+        """Cut whatever is still being written and wait for every recording's files."""
         for recording_id in list(self._active):
-            self.cut(recording_id, reason="server_stopped", stopped_at=self.clock())
+            self.cut(recording_id, Reason.SERVER_STOPPED, self.clock())
         if self._finishing:
             await asyncio.gather(*self._finishing, return_exceptions=True)
 
@@ -353,7 +309,7 @@ def _consent_trail(entries: list[LedgerEntry], manifest: Manifest) -> tuple[Ledg
         if entry.request != manifest.session_request:
             continue
         trail.append(entry)
-        if entry.event == "stopped" and entry.recording == manifest.id:
+        if entry.event is LedgerEvent.STOPPED and entry.recording == manifest.id:
             break
     return tuple(trail)
 
@@ -366,7 +322,7 @@ def _manifest(room: RoomState, gate: Gate) -> Manifest:
         room=room.id,
         session_request=gate.request or "",
         room_opened_at=room.created_at,
-        status="recording",
+        status=ManifestStatus.RECORDING,
         participants=tuple(
             ParticipantInfo(id=p.id, role=str(p.role), name=p.display_name)
             for p in room.admitted

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from recordings.gate import Gate
-from signaling.errors import BadMessage
+from signaling.core.errors import BadMessage
+from signaling.core.gate import Gate
 
 ROOM_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_CLIENTS_LIMIT = 3
@@ -179,30 +179,6 @@ class Participant:
             replaces=data.get("replaces"),
         )
 
-    def waiting_entry(self) -> dict[str, Any]:
-        """How a therapist's lobby (and the REST room view) shows one who waits."""
-        return {
-            "id": self.id,
-            "name": self.display_name,
-            "since": self.waiting_since,
-            "connected": self.connected,
-            "media": self.media,
-            # The same link, opened elsewhere without the resume secret: admitting this one
-            # replaces the participant `replaces` (the page says "joining from a new device").
-            "new_device": self.replaces is not None,
-            "replaces": self.replaces,
-        }
-
-    def public(self) -> dict[str, Any]:
-        """What other participants may see of this one (`joined`, `admitted`, `peer_joined`,
-        the REST room view): and whether it takes part in audio and video (`media`)."""
-        return {
-            "id": self.id,
-            "role": str(self.role),
-            "name": self.display_name,
-            "media": self.media,
-        }
-
 
 @dataclass(frozen=True)
 class Denial:
@@ -236,10 +212,6 @@ class Denial:
             at=data["at"],
             message=data["message"],
         )
-
-    def lobby_entry(self) -> dict[str, Any]:
-        """How a therapist's lobby shows one turned away: never the message."""
-        return {"id": self.participant, "name": self.name, "at": self.at}
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,13 @@ stopped). Nothing here does I/O, reads a clock or makes an id: callers pass them
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from signaling.errors import Conflict, NotAllowed
+from signaling.core.errors import Conflict, NotAllowed
 
 
 class Status(StrEnum):
@@ -30,6 +32,8 @@ class Reason(StrEnum):
     STOPPED_BY_THERAPIST = "stopped_by_therapist"
     SESSION_ENDED = "session_ended"
     SERVER_STOPPED = "server_stopped"
+    # Closed by recovery: the node writing it died (never a gate's own reason).
+    INTERRUPTED = "interrupted"
 
 
 Answers = tuple[tuple[str, bool | None], ...]
@@ -91,19 +95,6 @@ class Gate:
             at=data["at"],
         )
 
-    def public(self) -> dict[str, Any]:
-        """The `recording_state` message body."""
-        return {
-            "status": str(self.status),
-            "request": self.request,
-            "recording": self.recording,
-            "requested_by": self.requested_by,
-            "answers": dict(self.answers),
-            "reason": str(self.reason) if self.reason else None,
-            "by": self.by,
-            "at": self.at,
-        }
-
 
 @dataclass(frozen=True)
 class GateChange:
@@ -115,6 +106,16 @@ class GateChange:
     # A recording that ended with this change, and why.
     stopped: str | None = None
     stop_reason: Reason | None = None
+
+
+def new_recording_id(now: float) -> str:
+    """`rec-YYYYMMDD-HHMMSS-xxxxxx`: the UTC time and six random letters or digits (the id
+    a recording's folder is named by: recordings.storage checks it against its pattern)."""
+    stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%d-%H%M%S")
+    return f"rec-{stamp}-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(6))
+
+
+_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 
 def _all_yes(answers: Answers) -> bool:
