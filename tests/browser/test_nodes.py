@@ -384,21 +384,24 @@ async def test_redis_away_a_connected_call_keeps_its_media_and_a_newcomer_gets_i
     await start_watching(therapist, client)
     await asyncio.sleep(1.5)  # samples from before Redis went, too
 
+    # A newcomer, a new room's therapist, has the page open (opened first, so that a slow
+    # browser start does not eat into the outage).
+    newcomer = await open_watched(browser, call.link("newcomer", Role.THERAPIST, "Dr Lee"))
+    sockets: list[WebSocket] = []
+
+    def opened(ws: WebSocket) -> None:
+        sockets.append(ws)
+
+    newcomer.on("websocket", opened)
+    await start_watching(newcomer)
+
     # Redis goes away mid-call. Nothing a node keeps there (rooms, the bus) is reachable.
     stopped_at = time.time()
     redis_server.stop()
     try:
-        # A newcomer meanwhile: a new room's therapist. The node refuses the join as
-        # service_unavailable, which is not final: the page keeps trying, with backoff,
-        # still on its "Connecting…" screen, and its alert says why.
-        newcomer = await open_watched(browser, call.link("newcomer", Role.THERAPIST, "Dr Lee"))
-        sockets: list[WebSocket] = []
-
-        def opened(ws: WebSocket) -> None:
-            sockets.append(ws)
-
-        newcomer.on("websocket", opened)
-        await start_watching(newcomer)
+        # The newcomer joins meanwhile. The node refuses the join as service_unavailable,
+        # which is not final: the page keeps trying, with backoff, still on its
+        # "Connecting…" screen, and its alert says why.
         await join(newcomer)
         clicked_at = time.time()
         while len(sockets) < 2:
