@@ -1,8 +1,10 @@
-"""Real headless Chromium (Debian's), driven by Playwright, against a real server on
-loopback. A missing browser fails the suite: scripts/test installs it."""
+"""Real headless Chromium (Debian's), driven by Playwright, and beside it Debian's Firefox,
+driven over WebDriver BiDi (firefox.py), against a real server on loopback. A missing browser
+fails the suite: scripts/test installs both."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from signaling.config import Settings
 from signaling.core.model import Role, RoomSettings
 from signaling.tokens import KeyRing
 from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.browser.firefox import FIREFOX, Firefox
 from tests.support import make_keys, make_settings, mint
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
@@ -40,6 +43,28 @@ async def browser(chromium: str) -> AsyncIterator[Browser]:
             yield b
         finally:
             await b.close()
+
+
+@pytest.fixture
+def firefox_executable() -> str:
+    if not Path(FIREFOX).is_file():
+        pytest.fail(f"Firefox is missing at {FIREFOX}: run scripts/test, which installs it.")
+    return FIREFOX
+
+
+@pytest.fixture
+async def firefox(
+    firefox_executable: str, request: pytest.FixtureRequest
+) -> AsyncIterator[Firefox]:
+    """Debian's Firefox, for a test to use beside Chromium. Its pages' console goes to
+    artifacts/console/<test>-firefox.log (what the process prints, to ...-firefox-stderr.log)."""
+    name = re.sub(r"[^\w.-]+", "_", request.node.name)
+    console = ARTIFACTS / "console" / f"{name}-firefox.log"
+    browser = await Firefox.launch(console, executable=firefox_executable)
+    try:
+        yield browser
+    finally:
+        await browser.close()
 
 
 class Site:

@@ -5,6 +5,7 @@ import { Recording } from "./recording.js";
 import { RecordingsPanel } from "./recordings.js";
 import { closedBy, noticeText } from "./refusals.js";
 import { Signaling } from "./signaling.js";
+import { supportProblem } from "./support.js";
 import { markNewDevice, permits, readClaims, takeNewDevice, takeToken } from "./token.js";
 
 const $ = (id) => document.getElementById(id);
@@ -101,6 +102,8 @@ function message(title, text, actions = []) {
   $("connection").hidden = true;
   $("message-title").textContent = title;
   $("message-text").textContent = text;
+  $("message-list").hidden = true;
+  $("message-note").hidden = true;
   const box = $("message-actions");
   box.replaceChildren();
   for (const { label, run } of actions) {
@@ -1029,6 +1032,33 @@ async function main() {
     );
     return;
   }
+  // Before anything is asked of the browser (camera, socket): can it take part at all?
+  const problem = supportProblem(window, !state.chatOnly);
+  if (problem) {
+    document.body.dataset.missing = problem.missing.join(" ");
+    console.warn(`This browser lacks ${problem.missing.join(", ")}.`);
+    const chatOnly = { label: "Continue with chat only", run: () => start(true) };
+    message(problem.title, problem.text, problem.chat ? [chatOnly] : []);
+    const list = $("message-list");
+    for (const name of problem.browsers) {
+      const item = document.createElement("li");
+      item.textContent = name;
+      list.append(item);
+    }
+    list.hidden = problem.browsers.length === 0;
+    $("message-note").textContent = problem.note;
+    $("message-note").hidden = false;
+    return;
+  }
+  await start(false);
+}
+
+/**
+ * The device check, once the browser can take part.
+ * @param {boolean} withoutCamera the browser cannot reach a camera or microphone, and the
+ *   person chose to continue with chat only: they still see and hear the call.
+ */
+async function start(withoutCamera) {
   wirePrejoin();
   wireCall();
   state.recording = new Recording({
@@ -1041,16 +1071,26 @@ async function main() {
   state.recordings = new RecordingsPanel({ token: () => state.token, announce });
   if (state.chatOnly) {
     becomeChatOnly();
-    chatOnlyPrejoin(); // no camera or microphone is asked for, so any browser will do
+    chatOnlyPrejoin(); // no camera or microphone is asked for: a WebSocket is all it needs
     return;
   }
-  if (!navigator.mediaDevices?.getUserMedia) {
-    await prejoin().catch(() => undefined);
+  if (withoutCamera) {
+    // Chosen on the message already: straight in, seeing and hearing the call, sending none.
+    state.micOn = false;
+    state.cameraOn = false;
+    $("prejoin-title").textContent = "Join your session";
+    show("prejoin");
+    $("prejoin-name").textContent = state.claims?.name || "Guest";
+    $("prejoin-devices").hidden = true;
     $("device-problem").hidden = false;
     $("device-problem-text").textContent =
-      "This browser cannot use a camera or microphone here. You can still join with chat only.";
-    $("join").hidden = true;
-    $("join-audio-only").hidden = true;
+      "This browser cannot use a camera or microphone, so you are joining with chat only: " +
+      "you will see and hear your therapist and can type to them.";
+    for (const id of ["retry-devices", "join-audio-only", "join-chat-only"]) $(id).hidden = true;
+    for (const id of ["toggle-mic", "toggle-camera", "toggle-audio-only"]) $(id).hidden = true;
+    $("waiting-preview-wrap").hidden = true; // no camera to preview
+    $("self-view").hidden = true;
+    join();
     return;
   }
   await prejoin();

@@ -140,16 +140,19 @@ export class LocalMedia {
       meterElement.value = Math.min(1, Math.sqrt(sum / samples.length) * 4);
     };
     const timer = setInterval(tick, 100);
-    // Browsers start audio contexts suspended until the person interacts with the page.
-    const resume = () => context.resume();
+    // Browsers start audio contexts suspended until the person interacts with the page. The
+    // same press can stop the meter (Join): a resume of a closed context is nothing to report.
+    const resume = () => context.resume().catch(() => undefined);
     document.addEventListener("pointerdown", resume, { once: true });
     document.addEventListener("keydown", resume, { once: true });
-    this.meter = { context, timer };
+    this.meter = { context, timer, resume };
   }
 
   stopMeter() {
     if (!this.meter) return;
     clearInterval(this.meter.timer);
+    document.removeEventListener("pointerdown", this.meter.resume);
+    document.removeEventListener("keydown", this.meter.resume);
     this.meter.context.close();
     this.meter = null;
   }
