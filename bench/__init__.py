@@ -1,1 +1,2 @@
-"""Benchmarks: scripts that print figures (run them by path, e.g. `python bench/signaling.py`)."""
+"""Benchmarks: scripts that print figures, run from the project root as modules
+(`python -m bench.relay`); what they share is in bench/common.py."""

@@ -1,9 +1,9 @@
-"""A bare aiohttp WebSocket relay: the baseline for bench/signaling.py.
+"""A bare aiohttp WebSocket relay: the baseline for bench/relay.py.
 
 No auth, no rooms, no per-socket queue: `join` registers the socket under the id the client
 picks, `signal` is forwarded to the socket registered under `to`, `admit` is forwarded as
 `admitted` (plus `peer_joined` back) so that the message pattern matches Sessionroom's,
-`leave` answers `left` and closes. Run: `python bench/baseline_relay.py --port 8099`.
+`leave` answers `left` and closes. Run: `python -m bench.baseline_relay --port 8099`.
 """
 
 from __future__ import annotations

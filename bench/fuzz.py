@@ -34,8 +34,8 @@ sent and received just before. tests/integration/test_fuzz.py runs a bounded ver
 
 Run from the project root (the nodes listen on 127.0.0.1 only):
 
-  .venv/bin/python bench/fuzz.py [--messages 100000] [--nodes 1|2] [--seed N]
-  unshare --net -- bash -c 'ip link set lo up && .venv/bin/python bench/fuzz.py'
+  .venv/bin/python -m bench.fuzz [--messages 100000] [--nodes 1|2] [--seed N]
+  unshare --net -- bash -c 'ip link set lo up && .venv/bin/python -m bench.fuzz'
 """
 
 from __future__ import annotations
@@ -52,7 +52,6 @@ import re
 import secrets
 import signal
 import string
-import sys
 import tempfile
 import time
 from collections import Counter, deque
@@ -64,24 +63,22 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-# Run as `python bench/fuzz.py`, this file's folder would come first on sys.path, where
-# bench/signaling.py shadows the `signaling` package: put the project root there instead.
-_HERE = Path(__file__).resolve().parent
-PROJECT = _HERE.parent
-sys.path[:] = [str(PROJECT)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-
-from bench.multinode import (  # noqa: E402
+from bench.common import (
+    CANDIDATE,
     BenchError,
-    Node,
-    Proc,
-    start_node,
-    start_redis,
-    wait_ready,
+    RedisServer,
+    Server,
+    argument_parser,
+    bench_node,
+    client_session,
+    raise_nofile_limit,
+    rss_kib,
+    stop_node,
+    stop_redis,
 )
-from bench.signaling import CANDIDATE, client_session, raise_nofile_limit  # noqa: E402
-from signaling.config import Settings  # noqa: E402
-from signaling.core.model import RecordingMode, Role, RoomSettings  # noqa: E402
-from signaling.tokens import ISSUER, KeyRing  # noqa: E402
+from signaling.config import Settings
+from signaling.core.model import RecordingMode, Role, RoomSettings
+from signaling.tokens import ISSUER, KeyRing
 
 WebSocket = aiohttp.ClientWebSocketResponse
 Json = Any
@@ -137,7 +134,7 @@ PAST_HARD_LIMIT = 300_000
 OTHER_SECRET = b"fuzz-some-other-secret-that-is-long-enough-0123"
 # How long a join, an expected reply or a close may take before the run says so.
 REPLY_TIMEOUT = 30.0
-# Sockets per client address (127.1.x.y, bench.signaling.client_session), under the nodes'
+# Sockets per client address (127.1.x.y, bench.common.client_session), under the nodes'
 # cap per address; the groups of sockets before any join, silent ones and the fresh room.
 SOCKETS_PER_ADDRESS = 25
 PREJOIN_GROUP = 900
@@ -153,6 +150,8 @@ MAX_STORIES = 8
 MAX_ABNORMAL_STORIES = 3
 # The nodes' own defaults (rate limits, join timeout), for the flags and the report.
 DEFAULTS = Settings(node_id="defaults")
+# Where the project's own code is, to find its frames in a traceback.
+PROJECT = Path(__file__).resolve().parents[1]
 
 
 # ---- frames ----
@@ -1445,14 +1444,10 @@ async def fresh_room_works(
 # ---- what the servers show ----
 
 
-def rss_kib(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return -1
+def _rss(pid: int) -> int:
+    """The process's RSS in KiB, or -1 once it is gone."""
+    rss = rss_kib(pid)
+    return -1 if rss is None else rss
 
 
 def log_size(path: Path) -> int:
@@ -1563,7 +1558,7 @@ async def run_fuzz(
     for target in targets:
         if urlsplit(target.url).hostname != "127.0.0.1":
             raise BenchError(f"the fuzz only talks to 127.0.0.1, not {target.url}")
-    nodes = [NodeFigures(t.name, rss_kib(t.pid), log_before=log_size(t.log_path)) for t in targets]
+    nodes = [NodeFigures(t.name, _rss(t.pid), log_before=log_size(t.log_path)) for t in targets]
     fuzzer = Fuzzer(targets, secret, config)
     try:
         await fuzzer.run()
@@ -1576,7 +1571,7 @@ async def run_fuzz(
         await fuzzer.close()
     kinds: Counter[str] = Counter()
     for node, target in zip(nodes, targets, strict=True):
-        node.rss_after_kib = rss_kib(target.pid)
+        node.rss_after_kib = _rss(target.pid)
         node.alive = node.rss_after_kib >= 0
         node.log_after = log_size(target.log_path)
         text = target.log_path.read_text(errors="replace") if target.log_path.exists() else ""
@@ -1671,8 +1666,9 @@ def format_report(r: FuzzReport) -> str:
 # ---- the command ----
 
 
-def _target(node: Node) -> Target:
-    return Target(node.name, node.url, node.proc.popen.pid, node.proc.log_path)
+def _target(name: str, server: Server) -> Target:
+    assert server.proc is not None
+    return Target(name, server.url, server.proc.pid, server.log_path)
 
 
 async def run_mode(args: argparse.Namespace, nodes: int, tmp: Path) -> FuzzReport:
@@ -1687,19 +1683,16 @@ async def run_mode(args: argparse.Namespace, nodes: int, tmp: Path) -> FuzzRepor
     }
     defaults = (DEFAULTS.rate_burst, DEFAULTS.rate_per_second)
     how = "the defaults" if (args.rate_burst, args.rate_per_second) == defaults else "set by flags"
-    started: list[Node] = []
-    procs: list[Proc] = []
+    redis = RedisServer(tmp / "redis") if nodes == 2 else None
+    if redis is None:
+        started = {"M": bench_node(tmp / "node-M", "M", secret, **overrides)}
+    else:
+        shared = {"SESSIONROOM_REDIS_URL": redis.url, "SESSIONROOM_REDIS_PREFIX": "fuzz"}
+        started = {n: bench_node(tmp / f"node-{n}", n, secret, **shared, **overrides) for n in "AB"}
     try:
-        if nodes == 1:
-            started.append(start_node(tmp, "M", secret, "", "", overrides))
-        else:
-            (tmp / "redis").mkdir()
-            redis, url = start_redis(tmp / "redis")
-            procs.append(redis)
-            for name in ("A", "B"):
-                started.append(start_node(tmp, name, secret, url, "fuzz", overrides))
-        async with aiohttp.ClientSession() as http:
-            await asyncio.gather(*(wait_ready(http, n) for n in started))
+        if redis is not None:
+            redis.start()
+        await asyncio.gather(*(server.start() for server in started.values()))
         config = FuzzConfig(
             messages=args.messages,
             seed=args.seed,
@@ -1712,18 +1705,17 @@ async def run_mode(args: argparse.Namespace, nodes: int, tmp: Path) -> FuzzRepor
             rate_note=f"burst {args.rate_burst}, {args.rate_per_second:g}/s per socket ({how})",
         )
         mode = "1 node (in-memory)" if nodes == 1 else "2 nodes on one redis-server"
-        return await run_fuzz([_target(n) for n in started], secret.encode(), config, mode)
+        targets = [_target(name, server) for name, server in started.items()]
+        return await run_fuzz(targets, secret.encode(), config, mode)
     finally:
-        for node in started:
-            node.proc.stop()
-        for proc in procs:
-            proc.stop()
+        for server in started.values():
+            await stop_node(server)
+        if redis is not None:
+            stop_redis(redis)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argument_parser("bench.fuzz", __doc__)
     parser.add_argument("--messages", type=int, default=100_000, help="frames per mode")
     parser.add_argument("--nodes", type=int, choices=(1, 2), help="one mode only (default both)")
     parser.add_argument("--seed", type=int, help="random seed (default: a new one, printed)")

@@ -12,7 +12,7 @@ For each of --runs runs, in the same browser and the same process:
 
 Everything is on loopback; run it inside a loopback-only network namespace, like the tests:
 
-  unshare --net -- bash -c 'ip link set lo up && .venv/bin/python bench/join_latency.py'
+  unshare --net -- bash -c 'ip link set lo up && .venv/bin/python -m bench.join_latency'
 """
 
 from __future__ import annotations
@@ -29,16 +29,12 @@ from pathlib import Path
 from aiohttp import WSMsgType, web
 from playwright.async_api import Browser, Page, async_playwright
 
-# Run as `python bench/join_latency.py`, this file's folder comes first on sys.path, where
-# bench/signaling.py would shadow the `signaling` package: drop the folder first.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-
-from signaling.app import create_app  # noqa: E402
-from signaling.config import Settings  # noqa: E402
-from signaling.core.model import Role  # noqa: E402
-from signaling.tokens import KeyRing  # noqa: E402
-from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from bench.common import linear_percentile
+from signaling.app import create_app
+from signaling.config import Settings
+from signaling.core.model import Role
+from signaling.tokens import KeyRing
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
 
 SECRET = "join-latency-benchmark-secret-0123456789abcdef"
 TIMEOUT_MS = 20_000
@@ -197,15 +193,10 @@ async def baseline_run(browser: Browser, base: str) -> dict[str, float]:
     }
 
 
-def percentile(values: Sequence[float], p: float) -> float:
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * p
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
 async def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.join_latency", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     args = parser.parse_args(argv)
@@ -259,10 +250,10 @@ async def main(argv: Sequence[str] | None = None) -> int:
         "call_to_frame_caller",
         "call_to_frame_both",
     ):
-        values = results[key]
-        print(f"{key:<34}{percentile(values, 0.5):>9.0f}{percentile(values, 0.95):>9.0f}")
-    p95_sr = percentile(both_sr, 0.95)
-    p95_bl = percentile(both_bl, 0.95)
+        p50, p95 = (linear_percentile(results[key], q) for q in (0.5, 0.95))
+        print(f"{key:<34}{p50:>9.0f}{p95:>9.0f}")
+    p95_sr = linear_percentile(both_sr, 0.95)
+    p95_bl = linear_percentile(both_bl, 0.95)
     ratio = p95_sr / p95_bl
     print(
         f"admit to first frame (both sides) p95: {p95_sr:.0f} ms; target <= 1000 ms: "

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import aiohttp
 
+from bench.common import Server, join_text
 from signaling.core.model import Role
 from signaling.tokens import KeyRing
-from tests.server_process import Server
 from tests.support import SECRET
 
 DEEP = "[" * 5000 + "]" * 5000
@@ -51,13 +51,10 @@ async def run(sockets: int, messages: int) -> None:
             took = time.monotonic() - start
             grown_before = server.log_path.stat().st_size - base
 
-            now = int(time.time())
-            token = KeyRing(SECRET.encode()).mint(
-                room="flood", role=Role.THERAPIST, name="T", not_before=now, expires=now + 600
-            )
+            join = join_text(KeyRing(SECRET.encode()), "flood", Role.THERAPIST)
             after: Counter[str] = Counter()
             async with http.ws_connect(ws_url) as ws:
-                await ws.send_str(json.dumps({"type": "join", "token": token}))
+                await ws.send_str(join)
                 assert json.loads((await ws.receive()).data)["type"] == "joined"
                 for _ in range(messages):
                     await ws.send_str(DEEP)

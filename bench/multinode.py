@@ -47,53 +47,54 @@ import functools
 import gc
 import itertools
 import json
-import math
-import os
-import platform
 import re
 import secrets
 import shutil
 import signal
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import aiohttp
 
-# Run as `python bench/multinode.py`, this file's folder would come first on sys.path, where
-# bench/signaling.py shadows the `signaling` package: put the project root there instead.
-_HERE = Path(__file__).resolve().parent
-PROJECT = _HERE.parent
-sys.path[:] = [str(PROJECT)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-
-from bench.signaling import (  # noqa: E402
+from bench.common import (
     CANDIDATE,
+    BenchError,
+    CpuMeter,
+    CpuUse,
+    ErrorLog,
+    RedisServer,
+    Server,
+    Targets,
+    argument_parser,
+    bench_node,
     client_session,
-    free_port,
-    machine_busy_seconds,
+    finished,
+    heading,
+    join_text,
+    log_problems,
+    median,
+    noisy_warning,
+    percentile,
     raise_nofile_limit,
+    receive_until,
+    stop_node,
+    stop_redis,
+    table,
 )
-from signaling.core.model import Role  # noqa: E402
-from signaling.tokens import KeyRing  # noqa: E402
+from signaling.core.model import Role
+from signaling.tokens import KeyRing
 
 WebSocket = aiohttp.ClientWebSocketResponse[Literal[True]]
 
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 RECEIVE_TIMEOUT = 30.0
 # Targets, from the issue.
 TARGET_P99_RATIO = 2.0
 TARGET_MESSAGES = 100_000
-# Percent of one core used by other processes in a measured stretch, past which the report
-# says that the figures are disturbed.
-NOISY_OTHERS_PERCENT = 10.0
 PLACEMENTS = ("memory", "same", "split", "cross")
 PLACEMENT_LABEL = {
     "memory": "in-memory node M",
@@ -105,162 +106,30 @@ JOIN_CONFIGS = ("one", "two", "memory")
 JOIN_LABEL = {"one": "one node (A)", "two": "two nodes (A+B)", "memory": "in-memory node M"}
 
 
-class BenchError(Exception):
-    pass
-
-
 # ---- processes ----
 
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, every thread; fields 14 and 15 of /proc/<pid>/stat."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@dataclass
-class Proc:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log_path: Path
-
-    def cpu(self) -> float:
-        return cpu_seconds(self.popen.pid)
-
-    def log_tail(self) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-20:])
-        except OSError:
-            return ""
-
-    def log_problems(self) -> tuple[int, list[str]]:
-        """Warning, error and traceback lines in the output: how many, and the last five."""
-        try:
-            lines = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return 0, []
-        words = (" WARNING ", " ERROR ", "Traceback", "Error", '"warning"', '"error"')
-        bad = [line for line in lines if any(w in line for w in words)]
-        return len(bad), bad[-5:]
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-
-
-def start_redis(folder: Path) -> tuple[Proc, str]:
-    if not Path(REDIS_SERVER).exists():
-        raise BenchError(f"redis-server is missing at {REDIS_SERVER}")
-    sock = folder / "redis.sock"
-    log_path = folder / "redis.log"
-    with log_path.open("wb") as log:
-        popen = subprocess.Popen(
-            [
-                REDIS_SERVER,
-                "--port", "0",  # no TCP at all
-                "--unixsocket", str(sock),
-                "--unixsocketperm", "700",
-                "--dir", str(folder),
-                "--save", "",
-                "--appendonly", "no",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    proc = Proc("redis", popen, log_path)
-    deadline = time.monotonic() + 10
-    while not sock.exists():
-        if time.monotonic() > deadline or popen.poll() is not None:
-            proc.stop()
-            raise BenchError(f"redis-server did not start:\n{proc.log_tail()}")
-        time.sleep(0.02)
-    return proc, f"unix://{sock}"
+# The processes measured: name in the figures -> pid.
+Pids = Mapping[str, int]
 
 
 @dataclass
 class Node:
     name: str  # A, B or M
-    proc: Proc
-    port: int
+    server: Server
     keys: KeyRing
     signals_sent: int = 0  # signal messages this load generator sent to the node
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.server.url
+
+    @property
+    def pid(self) -> int:
+        assert self.server.proc is not None
+        return self.server.proc.pid
 
     def join_text(self, room: str, role: Role) -> str:
-        now = int(time.time())
-        token = self.keys.mint(
-            room=room, role=role, name=role.value, not_before=now - 5, expires=now + 3600
-        )
-        return json.dumps({"type": "join", "token": token})
-
-
-def start_node(
-    tmp: Path,
-    name: str,
-    secret: str,
-    redis_url: str,
-    prefix: str,
-    env_overrides: dict[str, str] | None = None,
-) -> Node:
-    """`env_overrides` (SESSIONROOM_* variables) win over the settings below."""
-    port = free_port()
-    # The tests' way: no SESSIONROOM_* from the caller's environment, only these.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONROOM_")}
-    env.update(
-        SESSIONROOM_SECRET=secret,
-        SESSIONROOM_HOST="127.0.0.1",
-        SESSIONROOM_PORT=str(port),
-        SESSIONROOM_NODE_ID=f"bench-{name.lower()}",
-        SESSIONROOM_STATE_DIR=str(tmp / f"state-{name}"),
-        SESSIONROOM_RECORDINGS_DIR=str(tmp / f"recordings-{name}"),
-        SESSIONROOM_LOG_LEVEL="warning",
-        # Far above anything this benchmark sends per socket: it measures relaying, not the
-        # per-socket limit (a burst of 50, then 50 per second, by default).
-        SESSIONROOM_RATE_BURST="1000000",
-        SESSIONROOM_RATE_PER_SECOND="1000000",
-        # Every load socket and call comes from 127.0.0.1: no per-address limits.
-        SESSIONROOM_MAX_SOCKETS_PER_ADDRESS="0",
-        SESSIONROOM_API_RATE_PER_SECOND="0",
-        # This checkout's packages, even one added since the editable install was made.
-        PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT), os.environ.get("PYTHONPATH")])),
-    )
-    if redis_url:
-        env.update(SESSIONROOM_REDIS_URL=redis_url, SESSIONROOM_REDIS_PREFIX=prefix)
-    env.update(env_overrides or {})
-    log_path = tmp / f"node-{name}.log"
-    with log_path.open("wb") as log:
-        popen = subprocess.Popen(
-            [sys.executable, "-m", "signaling.cli", "serve"],
-            cwd=PROJECT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    return Node(name, Proc(f"node {name}", popen, log_path), port, KeyRing(secret.encode()))
-
-
-async def wait_ready(http: aiohttp.ClientSession, node: Node) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if node.proc.popen.poll() is not None:
-            raise BenchError(f"node {node.name} exited:\n{node.proc.log_tail()}")
-        try:
-            async with http.get(f"{node.url}/readyz") as resp:
-                if resp.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.1)
-    raise BenchError(f"node {node.name} was not ready:\n{node.proc.log_tail()}")
+        return join_text(self.keys, room, role)
 
 
 _COUNTER = re.compile(r'^(sessionroom_\w+_total)\{\w+="([^"]*)"\} (\d+)$', re.M)
@@ -274,48 +143,6 @@ async def read_counters(http: aiohttp.ClientSession, node: Node) -> dict[str, in
         f"{m.group(1).removeprefix('sessionroom_')}:{m.group(2)}": int(m.group(3))
         for m in _COUNTER.finditer(text)
     }
-
-
-# ---- CPU ----
-
-
-@dataclass(frozen=True)
-class Cpu:
-    """CPU over an interval, percent of one core: each process, and the rest of the machine
-    (other processes, such as someone's test run, and steal)."""
-
-    seconds: float
-    procs: dict[str, float]
-    loadgen: float
-    others: float
-
-
-class CpuMeter:
-    def __init__(self, procs: Sequence[Proc]) -> None:
-        self._procs = procs
-        self._start = self._now()
-
-    def _now(self) -> tuple[float, list[float], float, float]:
-        return (
-            time.perf_counter(),
-            [p.cpu() for p in self._procs],
-            time.process_time(),
-            machine_busy_seconds(),
-        )
-
-    def read(self) -> Cpu:
-        wall, procs, own, machine = self._now()
-        wall -= self._start[0]
-        used = [b - a for a, b in zip(self._start[1], procs, strict=True)]
-        own -= self._start[2]
-        machine -= self._start[3]
-        others = max(0.0, machine - sum(used) - own)
-        return Cpu(
-            wall,
-            {p.name: 100 * u / wall for p, u in zip(self._procs, used, strict=True)},
-            100 * own / wall,
-            100 * others / wall,
-        )
 
 
 # ---- sockets and message accounting ----
@@ -333,7 +160,7 @@ class Tally:
     duplicates: int = 0
     out_of_order: int = 0
     samples: list[float] = field(default_factory=list)  # one-way milliseconds, measured only
-    cpu: Cpu | None = None
+    cpu: CpuUse | None = None
     seconds: float = 0.0  # from the first send to the last
     drain_seconds: float = 0.0  # from the last send until every message was in, or gave up
     drained: bool = False  # the stretch is over: what arrives now is late
@@ -360,31 +187,7 @@ class Tally:
         return percentile(self.samples, q)
 
 
-def percentile(samples: Sequence[float], q: float) -> float:
-    # Nearest rank: a value that was actually measured.
-    if not samples:
-        return math.nan
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
-
-
-@dataclass
-class ErrorLog:
-    """`error` and other unexpected messages: counted, the first few printed."""
-
-    counts: Counter[str] = field(default_factory=Counter)
-    printed: int = 0
-
-    def add(self, where: str, msg: dict[str, Any]) -> None:
-        self.counts[f"{where}:{msg.get('code', msg.get('type'))}"] += 1
-        if self.printed < 10:
-            self.printed += 1
-            print(f"  ! node {where}: {msg}", flush=True)
-
-
-ERRORS = ErrorLog()
-# Every process this benchmark started, stopped at the end whatever happens.
-STARTED: list[Proc] = []
+ERRORS = ErrorLog("  ! node {where}: {msg}")
 
 
 @dataclass
@@ -409,19 +212,8 @@ class Pair:
 
 
 async def recv_until(ws: WebSocket, kind: str, where: str) -> dict[str, Any]:
-    """The next message of this type; others (lobby, peer_joined, ...) are skipped."""
-    # One deadline for the whole wait: the server's pings would restart a per-receive one.
-    async with asyncio.timeout(RECEIVE_TIMEOUT):
-        while True:
-            raw = await ws.receive()
-            if raw.type is not aiohttp.WSMsgType.TEXT:
-                raise BenchError(f"node {where}: socket {raw.type.name} ({raw.extra}), not {kind}")
-            msg: dict[str, Any] = json.loads(raw.data)
-            if msg.get("type") == kind:
-                return msg
-            if msg.get("type") == "error":
-                ERRORS.add(where, msg)
-                raise BenchError(f"node {where}: {msg.get('code')} awaiting {kind}")
+    """The next message of this type; others are skipped, and an error ends the wait."""
+    return await receive_until(ws, kind, where, ERRORS, RECEIVE_TIMEOUT, error_fails=True)
 
 
 class Load:
@@ -556,7 +348,7 @@ class Load:
         rate: float,
         total: int,
         warmup: float,
-        procs: Sequence[Proc],
+        procs: Pids,
         drain_timeout: float,
     ) -> Tally:
         """`total` signals at `rate` per second, alternately therapist to client and client
@@ -614,7 +406,7 @@ class Results:
     sent_to: dict[str, int] = field(default_factory=dict)
     burst: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
-    idle: list[tuple[str, Cpu]] = field(default_factory=list)
+    idle: list[tuple[str, CpuUse]] = field(default_factory=list)
     closed_sockets: int = 0  # of the latency and count phases, closed by a node before the end
 
     def tallies(self, placement: str) -> list[Tally]:
@@ -633,7 +425,7 @@ class Results:
             for x, y in zip(self.tallies(a), self.tallies(b), strict=True)
             if y.percentile(q) > 0
         ]
-        return statistics.median(ratios) if ratios else math.nan
+        return median(ratios)
 
 
 @dataclass
@@ -643,7 +435,7 @@ class JoinRun:
     rooms: int
     done: int
     failed: int
-    cpu: Cpu
+    cpu: CpuUse
 
     @property
     def joins_per_s(self) -> float:
@@ -699,7 +491,7 @@ async def close_pairs(
 
 
 async def signal_phases(
-    args: argparse.Namespace, nodes: dict[str, Node], procs: Sequence[Proc], results: Results
+    args: argparse.Namespace, nodes: dict[str, Node], procs: Pids, results: Results
 ) -> None:
     load = Load(args.connect_concurrency)
     async with load.session() as http:
@@ -754,7 +546,7 @@ async def signal_phases(
 
 
 async def join_phase(
-    args: argparse.Namespace, nodes: dict[str, Node], procs: Sequence[Proc], results: Results
+    args: argparse.Namespace, nodes: dict[str, Node], procs: Pids, results: Results
 ) -> None:
     load = Load(args.connect_concurrency)
     a, b, m = nodes["A"], nodes["B"], nodes["M"]
@@ -840,7 +632,7 @@ async def join_phase(
         )
 
 
-async def idle_cpu(procs: Sequence[Proc], when: str) -> tuple[str, Cpu]:
+async def idle_cpu(procs: Pids, when: str) -> tuple[str, CpuUse]:
     """CPU over a few seconds with no traffic at all: a node busy now is doing work that
     nobody asked for."""
     await asyncio.sleep(1.0)
@@ -851,9 +643,9 @@ async def idle_cpu(procs: Sequence[Proc], when: str) -> tuple[str, Cpu]:
     return when, cpu
 
 
-def cpu_text(cpu: Cpu) -> str:
+def cpu_text(cpu: CpuUse) -> str:
     parts = [f"{name} {v:.0f}%" for name, v in cpu.procs.items()]
-    return ", ".join([*parts, f"load gen {cpu.loadgen:.0f}%", f"others {cpu.others:.0f}%"])
+    return ", ".join([*parts, f"load gen {cpu.load_generator:.0f}%", f"others {cpu.others:.0f}%"])
 
 
 def print_round(rnd: int | None, placement: str, t: Tally) -> None:
@@ -871,22 +663,21 @@ def print_round(rnd: int | None, placement: str, t: Tally) -> None:
 async def run(args: argparse.Namespace, tmp: Path) -> Results:
     results = Results()
     secret = secrets.token_urlsafe(48)
+    keys = KeyRing(secret.encode())
+    redis = RedisServer(tmp / "redis")
     prefix = f"bench-{secrets.token_hex(3)}"
-    started = STARTED
+    on_redis = {"SESSIONROOM_REDIS_URL": redis.url, "SESSIONROOM_REDIS_PREFIX": prefix}
+    nodes = {
+        name: Node(name, bench_node(tmp / f"node-{name}", name, secret, **settings), keys)
+        for name, settings in (("A", on_redis), ("B", on_redis), ("M", {}))
+    }
     try:
-        redis, redis_url = start_redis(tmp)
-        started.append(redis)
-        nodes = {
-            "A": start_node(tmp, "A", secret, redis_url, prefix),
-            "B": start_node(tmp, "B", secret, redis_url, prefix),
-            "M": start_node(tmp, "M", secret, "", prefix),
-        }
-        started += [n.proc for n in nodes.values()]
+        redis.start()
+        await asyncio.gather(*(n.server.start() for n in nodes.values()))
         async with aiohttp.ClientSession() as http:
-            for node in nodes.values():
-                await wait_ready(http, node)
             before = {name: await read_counters(http, n) for name, n in nodes.items()}
-        procs = [nodes["A"].proc, nodes["B"].proc, nodes["M"].proc, redis]
+        assert redis.proc is not None
+        procs = {f"node {n.name}": n.pid for n in nodes.values()} | {"redis": redis.proc.pid}
 
         if "signals" in args.phases:
             await signal_phases(args, nodes, procs, results)
@@ -896,52 +687,37 @@ async def run(args: argparse.Namespace, tmp: Path) -> Results:
             results.idle.append(await idle_cpu(procs, "at the end"))
 
         async with aiohttp.ClientSession() as http:
-            for name, node in nodes.items():
-                after = await read_counters(http, node)
+            for name, n in nodes.items():
+                after = await read_counters(http, n)
                 results.counters[name] = {
                     k: v - before[name].get(k, 0)
                     for k, v in after.items()
                     if v != before[name].get(k, 0)
                 }
-                results.sent_to[name] = node.signals_sent
+                results.sent_to[name] = n.signals_sent
         return results
     finally:
-        for proc in reversed(started):
-            proc.stop()
-        for proc in started:
-            count, last = proc.log_problems()
+        for n in reversed(nodes.values()):
+            await stop_node(n.server)
+        stop_redis(redis)
+        logs = {"redis": (redis.log_path, "redis.log")} | {
+            f"node {n.name}": (n.server.log_path, f"node-{n.name}.log") for n in nodes.values()
+        }
+        for name, (path, copy) in logs.items():
+            count, last = log_problems(path)
             if count:
-                print(f"{proc.name}: {count} warning/error line(s); the last:", *last, sep="\n  ")
-            if args.logs:
+                print(f"{name}: {count} warning/error line(s); the last:", *last, sep="\n  ")
+            if args.logs and path.exists():
                 args.logs.mkdir(parents=True, exist_ok=True)
-                shutil.copy(proc.log_path, args.logs / proc.log_path.name)
+                shutil.copy(path, args.logs / copy)
 
 
 # ---- report ----
 
 
-def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for row in rows:
-        cells = [row[0].ljust(widths[0])]
-        cells += [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
-        print("| " + " | ".join(cells) + " |")
-
-
-def _median(values: Iterable[float]) -> float:
-    values = list(values)
-    return statistics.median(values) if values else math.nan
-
-
 def report(args: argparse.Namespace, r: Results) -> bool:
     print()
-    print(
-        f"Multi-node benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs,"
-        f" Python {platform.python_version()}, aiohttp {aiohttp.__version__}"
-    )
-    met_all = True
+    print(heading("Multi-node benchmark") + f", aiohttp {aiohttp.__version__}")
     checks: list[tuple[bool, str]] = []
 
     if r.rounds:
@@ -986,19 +762,22 @@ def report(args: argparse.Namespace, r: Results) -> bool:
             rows.append(
                 [f"{proc} CPU %, median of rounds"]
                 + [
-                    f"{_median(t.cpu.procs[proc] for t in r.tallies(p) if t.cpu):.0f}"
+                    f"{median(t.cpu.procs[proc] for t in r.tallies(p) if t.cpu):.0f}"
                     for p in PLACEMENTS
                 ]
             )
         rows.append(
             ["load generator CPU %"]
-            + [f"{_median(t.cpu.loadgen for t in r.tallies(p) if t.cpu):.0f}" for p in PLACEMENTS]
+            + [
+                f"{median(t.cpu.load_generator for t in r.tallies(p) if t.cpu):.0f}"
+                for p in PLACEMENTS
+            ]
         )
         rows.append(
             ["other processes CPU %, max of rounds"]
             + [f"{max(t.cpu.others for t in r.tallies(p) if t.cpu):.0f}" for p in PLACEMENTS]
         )
-        _table(head, rows)
+        table(head, rows)
         print()
         rows = []
         for other in ("same", "split", "memory"):
@@ -1011,7 +790,7 @@ def report(args: argparse.Namespace, r: Results) -> bool:
                     f"{r.paired_ratio('cross', other, 0.99):.2f}",
                 ]
             )
-        _table(
+        table(
             ["ratio", "p50 pooled", "p50 median of rounds", "p99 pooled", "p99 median of rounds"],
             rows,
         )
@@ -1037,7 +816,7 @@ def report(args: argparse.Namespace, r: Results) -> bool:
             f" directions) over {args.pairs} rooms at {c.sent / c.seconds:,.0f}/s"
             f" ({c.seconds:.1f} s)."
         )
-        _table(
+        table(
             ["figure", "value"],
             [
                 ["sent", f"{c.sent:,}"],
@@ -1076,19 +855,19 @@ def report(args: argparse.Namespace, r: Results) -> bool:
             rows.append(
                 [
                     JOIN_LABEL[config],
-                    f"{_median(j.joins_per_s for j in runs):,.0f}",
+                    f"{median(j.joins_per_s for j in runs):,.0f}",
                     ", ".join(f"{j.joins_per_s:,.0f}" for j in runs),
-                    f"{_median(j.node_ms_per_join for j in runs):.2f}",
-                    f"{_median(j.cpu.procs['node A'] for j in runs):.0f}",
-                    f"{_median(j.cpu.procs['node B'] for j in runs):.0f}",
-                    f"{_median(j.cpu.procs['node M'] for j in runs):.0f}",
-                    f"{_median(j.cpu.procs['redis'] for j in runs):.0f}",
-                    f"{_median(j.cpu.loadgen for j in runs):.0f}",
+                    f"{median(j.node_ms_per_join for j in runs):.2f}",
+                    f"{median(j.cpu.procs['node A'] for j in runs):.0f}",
+                    f"{median(j.cpu.procs['node B'] for j in runs):.0f}",
+                    f"{median(j.cpu.procs['node M'] for j in runs):.0f}",
+                    f"{median(j.cpu.procs['redis'] for j in runs):.0f}",
+                    f"{median(j.cpu.load_generator for j in runs):.0f}",
                     f"{max(j.cpu.others for j in runs):.0f}",
                     str(sum(j.failed for j in runs)),
                 ]
             )
-        _table(
+        table(
             ["configuration", "joins/s", "per run", "node CPU ms/join", "A %", "B %", "M %",
              "redis %", "load gen %", "others % max", "failed rooms"],
             rows,
@@ -1097,7 +876,7 @@ def report(args: argparse.Namespace, r: Results) -> bool:
         two = [j for j in r.joins if j.config == "two"]
         ratios = [t.joins_per_s / o.joins_per_s for o, t in zip(one, two, strict=True)]
         print(
-            f"joins/s, two nodes / one node: median of per-run ratios {_median(ratios):.2f}"
+            f"joins/s, two nodes / one node: median of per-run ratios {median(ratios):.2f}"
             f" ({', '.join(f'{x:.2f}' for x in ratios)})"
         )
 
@@ -1126,28 +905,17 @@ def report(args: argparse.Namespace, r: Results) -> bool:
     print(f"Errors received by the load generator, burst aside: {dict(errors) or 'none'}")
 
     print()
-    print("Targets:")
+    targets = Targets()
     for ok, text in checks:
-        met_all &= ok
-        print(f"  [{'met' if ok else 'NOT MET'}] {text}")
+        targets.check(ok, text)
     stretches = [t for _, _, t in r.rounds] + ([r.count] if r.count else [])
     others = [t.cpu.others for t in stretches if t.cpu] + [j.cpu.others for j in r.joins]
-    noisy = [o for o in others if o > NOISY_OTHERS_PERCENT]
-    if noisy:
-        print(
-            f"Warning: in {len(noisy)} of {len(others)} measured stretches other processes used"
-            f" over {NOISY_OTHERS_PERCENT:g}% of a core (up to {max(noisy):.0f}%):"
-            " those figures are disturbed."
-        )
-    return met_all
+    noisy_warning(others, "stretches")
+    return targets.met
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.multinode",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = argument_parser("bench.multinode", __doc__)
     add = parser.add_argument
     add("--pairs", type=int, default=100, help="rooms per placement, latency and count (100)")
     add("--rate", type=float, default=1000.0, help="signals/s in total, latency rounds (1000)")
@@ -1186,11 +954,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-multinode-") as tmp:
         results = asyncio.run(run(args, Path(tmp)))
-    met = report(args, results)
-    print(
-        f"{'All targets met' if met else 'Some targets NOT met'};"
-        f" total time {time.perf_counter() - started:.0f} s"
-    )
+    finished(report(args, results), started)
     return 0
 
 

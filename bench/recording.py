@@ -41,29 +41,34 @@ import json
 import math
 import multiprocessing
 import os
-import platform
 import shutil
-import socket
 import statistics
-import sys
 import tempfile
 import time
 import traceback
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-# Run as `python bench/recording.py`, this file's folder would come first on sys.path, where
-# bench/signaling.py shadows the `signaling` package: put the project root there instead.
-# Heavy imports (aiortc, av, the project's media code) are made inside the functions that
-# need them, so that the e2e server process loads them only when it records, as it would.
-_HERE = Path(__file__).resolve().parent
-PROJECT = _HERE.parent
-sys.path[:] = [str(PROJECT)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+from bench.common import (
+    BenchError,
+    Targets,
+    argument_parser,
+    cpu_seconds,
+    finished,
+    free_port,
+    heading,
+    log_problems,
+    machine_busy_seconds,
+    percentile,
+    table,
+)
 
+# aiortc, av and the project's media code are imported inside the functions that need them:
+# every child process (spawned) imports this module, and the control process, which only
+# ticks, loads neither aiortc nor PyAV.
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
@@ -96,25 +101,7 @@ LABELS = {
 }
 
 
-class BenchError(Exception):
-    pass
-
-
 # ---- measuring ----
-
-
-def _stat_cpu(path: str) -> float:
-    """utime + stime, in seconds, from a /proc stat file (the name field may hold spaces)."""
-    stat = Path(path).read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_busy_seconds() -> float:
-    """CPU time of the whole machine (all cores) not idle, steal included."""
-    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields)
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -129,9 +116,9 @@ class CpuSnapshot:
     def take(cls, server_pid: int, sender_pid: int | None) -> CpuSnapshot:
         return cls(
             at=time.monotonic(),
-            server=_stat_cpu(f"/proc/{server_pid}/stat"),
-            server_main=_stat_cpu(f"/proc/{server_pid}/task/{server_pid}/stat"),
-            sender=_stat_cpu(f"/proc/{sender_pid}/stat") if sender_pid else 0.0,
+            server=cpu_seconds(server_pid),
+            server_main=cpu_seconds(server_pid, thread=server_pid),
+            sender=cpu_seconds(sender_pid) if sender_pid else 0.0,
             machine=machine_busy_seconds(),
         )
 
@@ -191,14 +178,6 @@ class Ticker:
             "finish_seconds": done - t1,
             "finish_lag_max": max(self.between(t1, done), default=0.0),
         }
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    # Nearest rank: a value that was actually measured.
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
 # ---- talking between processes ----
@@ -562,13 +541,6 @@ def server_main(env: dict[str, str], lag_path: str, log_path: str) -> None:
     raise SystemExit(cli.main(["serve"]))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 class Socket:
     """The therapist page's /ws connection, played by the benchmark process (the sender
     process plays its recording leg): every message is read at once, so that pings are
@@ -696,17 +668,13 @@ async def run_e2e(ctx: Any, work: Path, duration: float) -> dict[str, Any]:
         control.stop()
     ticker = Ticker()
     ticker.samples = [(t, lag) for t, lag in json.loads(lag_path.read_text())]
-    problems = [
-        line
-        for line in log_path.read_text(errors="replace").splitlines()
-        if any(w in line for w in ("WARNING", "ERROR", "Traceback"))
-    ]
+    _, problems = log_problems(log_path)
     return {
         "cpu": Cpu.between(before, after).to_dict(),
         **ticker.figures(before.at, after.at, done),
         "file": str(recordings / recording / files[0]["name"]) if files else None,
         "manifest_files": files,
-        "server_log_problems": problems[-5:],
+        "server_log_problems": problems,
         "sent": sent,
         "control": control_result,
     }
@@ -957,22 +925,11 @@ def print_run(run: Run) -> None:
         print(run.extra["profile"])
 
 
-def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for row in rows:
-        cells = [row[0].ljust(widths[0])]
-        cells += [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
-        print("| " + " | ".join(cells) + " |")
-
-
 def report(args: argparse.Namespace, runs: list[Run]) -> bool:
     print()
     print(
-        f"Recording benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs,"
-        f" Python {platform.python_version()}; {args.rounds} round(s) of {args.duration:g} s"
-        f" per variant, 640x480@30 VP8 + Opus from a separate aiortc process."
+        heading("Recording benchmark") + f"; {args.rounds} round(s) of {args.duration:g} s"
+        " per variant, 640x480@30 VP8 + Opus from a separate aiortc process."
     )
     rows = []
     for run in runs:
@@ -996,7 +953,7 @@ def report(args: argparse.Namespace, runs: list[Run]) -> bool:
                 f"{f.video_kbps:.0f}",
             )
         )
-    _table(
+    table(
         (
             "variant",
             "round",
@@ -1042,7 +999,7 @@ def report(args: argparse.Namespace, runs: list[Run]) -> bool:
                 f"{max(r.control_lag(0.99) for r in got):.2f}",
             )
         )
-    _table(
+    table(
         (
             "variant",
             "CPU % median (range)",
@@ -1062,48 +1019,37 @@ def report(args: argparse.Namespace, runs: list[Run]) -> bool:
         )
 
     print()
-    print("Targets:")
-    met_all = True
-
-    def target(ok: bool, text: str) -> None:
-        nonlocal met_all
-        met_all &= ok
-        print(f"  [{'met' if ok else 'NOT MET'}] {text}")
-
+    targets = Targets()
     for variant in ("a", "e2e"):
         got = of(variant)
         if not got:
             continue
         worst = max(r.cpu.server for r in got)
-        target(
+        targets.check(
             worst <= TARGET_CPU,
             f"{LABELS[variant]}: <= {TARGET_CPU:g}% of a core per participant:"
             f" {worst:.1f}% in the worst round",
         )
         p99 = max(r.lag(0.99) for r in got)
-        target(
+        targets.check(
             p99 <= TARGET_LAG_P99,
             f"{LABELS[variant]}: event-loop lag p99 <= {TARGET_LAG_P99:g} ms:"
             f" {p99:.2f} ms in the worst round",
         )
     if ratios:
         worst_ratio = max(ratios)
-        target(
+        targets.check(
             worst_ratio <= TARGET_RATIO,
             f"(a) CPU <= {TARGET_RATIO:.0%} of (b)'s: {worst_ratio:.1%} in the worst round",
         )
     for r in runs:
         if r.file.problem:
             print(f"  ! {LABELS[r.variant]} round {r.round + 1}: {r.file.problem}")
-    return met_all
+    return targets.met
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.recording",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = argument_parser("bench.recording", __doc__)
     add = parser.add_argument
     add("--duration", type=float, default=20.0, help="measured seconds per run (20)")
     add("--rounds", type=int, default=2, help="rounds; each runs every variant once (2)")
@@ -1157,7 +1103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if not Path("/proc/self/stat").exists():
         raise SystemExit("needs Linux /proc")
-    started = time.monotonic()
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-recording-") as tmp:
         runs = asyncio.run(run(args, Path(tmp)))
     met = report(args, runs)
@@ -1178,10 +1124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 indent=1,
             )
         )
-    print(
-        f"{'All targets met' if met else 'Some targets NOT met'};"
-        f" total time {time.monotonic() - started:.0f} s"
-    )
+    finished(met, started)
     return 0
 
 

@@ -43,10 +43,6 @@ class EncodedFrame:
     ssrc: int
 
     @property
-    def seconds(self) -> float:
-        return self.timestamp / self.clock_rate
-
-    @property
     def keyframe(self) -> bool:
         # VP8: bit 0 of the frame tag is 0 on a key frame (RFC 6386, 9.1). Audio: always.
         if self.codec == "vp8":

@@ -48,8 +48,9 @@ def parse_ice_urls(value: str) -> tuple[IceServer, ...]:
 
 
 def rtc_configuration(servers: Iterable[IceServer]) -> RTCConfiguration:
-    # Imported here: the signalling process needs the ICE list, not aiortc and its codecs
-    # (which double an idle node's memory and the objects its garbage collector walks).
+    # Imported here, not at the top: the ICE list itself needs nothing of aiortc. (A node
+    # loads aiortc at start-up all the same: the start-up `recover` in recordings/control.py
+    # imports the recorder, which imports it.)
     from aiortc import RTCConfiguration, RTCIceServer
 
     return RTCConfiguration(

@@ -63,7 +63,6 @@ class RecordingLeg:
         self._sink = sink
         self._on_lost = on_lost
         self._ids = ids
-        self._receivers: dict[int, RTCRtpReceiver] = {}  # ssrc -> receiver, for PLIs
         self._video: list[RTCRtpReceiver] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False

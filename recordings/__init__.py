@@ -1,1 +1,3 @@
-"""Consent-gated recording: the gate, the ledger, the recorder, storage and its API."""
+"""Consent-gated recording: recording control, the writer and recorder, the consent ledger,
+manifests, storage, verification, retention and the REST API. The consent gate itself is in
+the shared core (signaling/core/gate.py)."""

@@ -89,10 +89,6 @@ class _Track:
         self.last_pts = pts
         self.frames += 1
 
-    @property
-    def seconds(self) -> float:
-        return float(self.last_pts * self.time_base) if self.last_pts >= 0 else 0.0
-
     def close(self) -> None:
         if self.container is not None:
             self.container.close()

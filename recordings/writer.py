@@ -4,7 +4,9 @@ Recording control (recordings/control.py) decides from the room's committed even
 recording begins and is cut; this does the I/O of one recording from its first manifest to
 its merged files. A recording's legs live on the node that holds each participant's socket,
 so with several nodes each writes the parts of its own legs and merges them when cut.
-aiortc and PyAV are imported on first use, so a node that never records never loads them.
+The recording leg and the recorder are imported inside the methods that use them, but every
+node loads PyAV and aiortc as it starts all the same: recordings/manifest.py imports PyAV, and
+the start-up `recover` (recordings/control.py) imports the recorder, which imports aiortc.
 """
 
 from __future__ import annotations
@@ -84,9 +86,6 @@ class RecordingWriter:
     def ice_servers(self) -> tuple[IceServer, ...]:
         """For this node's own peer connections: the configured list, with fresh TURN."""
         return ice_servers_for(self._turn_user, self._ice, self._turn, now=self.clock())
-
-    def active(self, recording_id: str) -> ActiveRecording | None:
-        return self._active.get(recording_id)
 
     def has(self, recording_id: str) -> bool:
         """Whether this node is writing the recording or still finishing its files."""

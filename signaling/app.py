@@ -41,7 +41,7 @@ from signaling.ws import websocket_handler
 
 log = logging.getLogger("sessionroom.app")
 
-# How often ended rooms and long-empty link rooms are forgotten.
+# How often the store forgets ended rooms and empty rooms that are past their time.
 HOUSEKEEPING_INTERVAL = 600.0
 
 

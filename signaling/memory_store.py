@@ -12,7 +12,9 @@ from signaling.store import EVENTS_KEPT, Mutation, StoredEvent, StoreStats, T
 class MemoryRoomStore:
     def __init__(self, *, events_kept: int = EVENTS_KEPT) -> None:
         self._rooms: dict[str, RoomState] = {}
-        # When a room last became empty, for purging rooms that links opened and left.
+        # The rooms whose last write left nobody in them, each with the time it was opened
+        # (or ended): what `purge` compares with `idle_before`, as the Redis store compares
+        # an empty room's `created_at`.
         self._empty_since: dict[str, float] = {}
         # The committed events, oldest first, the oldest dropped beyond `events_kept`.
         self._events: deque[StoredEvent] = deque(maxlen=events_kept)

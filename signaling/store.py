@@ -55,9 +55,10 @@ class RoomStore(Protocol):
     async def stats(self) -> StoreStats: ...
 
     async def purge(self, ended_before: float, idle_before: float, now: float) -> int:
-        """Forget rooms ended before `ended_before`, rooms opened by a link that have had
-        nobody in them since before `idle_before`, and empty API rooms whose last link
-        expired before `now`. Returns how many went."""
+        """Forget rooms ended before `ended_before`; rooms opened by a link, not ended, that
+        nobody is in now (admitted or waiting) and that were opened before `idle_before`
+        (how long they have been empty is not looked at); and API rooms, not ended, that
+        nobody is in and whose last link expired before `now`. Returns how many went."""
         ...
 
     async def list_rooms(self, after: str | None, limit: int) -> list[RoomState]:

@@ -19,6 +19,8 @@ class RedisServer:
         self.folder = folder
         self.append_only = append_only
         self.socket = folder / "redis.sock"
+        # Its output, for a benchmark's report or after a failure.
+        self.log_path = folder / "redis.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -29,24 +31,25 @@ class RedisServer:
         if not Path(REDIS_SERVER).exists():
             raise RuntimeError(f"redis-server is missing at {REDIS_SERVER}: run scripts/test.")
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            [
-                REDIS_SERVER,
-                "--port", "0",  # no TCP at all
-                "--unixsocket", str(self.socket),
-                "--unixsocketperm", "700",
-                "--dir", str(self.folder),
-                "--save", "",
-                "--appendonly", "yes" if self.append_only else "no",
-                "--appendfsync", "always",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    REDIS_SERVER,
+                    "--port", "0",  # no TCP at all
+                    "--unixsocket", str(self.socket),
+                    "--unixsocketperm", "700",
+                    "--dir", str(self.folder),
+                    "--save", "",
+                    "--appendonly", "yes" if self.append_only else "no",
+                    "--appendfsync", "always",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
         deadline = time.monotonic() + 10
         while not self.socket.exists():
             if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError("redis-server did not start")
+                raise RuntimeError(f"redis-server did not start:\n{self.log_path.read_text()}")
             time.sleep(0.02)
 
     def stop(self) -> None:

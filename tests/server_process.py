@@ -1,4 +1,5 @@
-"""The real `sessionroom serve` process, for tests that need one (or several nodes)."""
+"""The real `sessionroom serve` process, for tests that need one (or several nodes), and for
+the benchmarks (bench/common.py), which measure this same process."""
 
 from __future__ import annotations
 
@@ -14,13 +15,39 @@ import aiohttp
 from tests.support import SECRET
 
 SESSIONROOM = [sys.executable, "-m", "signaling.cli"]
+# How long a process may take to answer before `wait_answering` gives up on it.
+START_TIMEOUT = 30.0
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+async def wait_answering(url: str, proc: asyncio.subprocess.Process, log_path: Path) -> None:
+    """Until `url` answers 200, polled; fails at once if the process exits, and after
+    START_TIMEOUT, with the end of the process's log either way."""
+
+    def failed(why: str) -> AssertionError:
+        log = log_path.read_text(errors="replace") if log_path.exists() else ""
+        return AssertionError(f"{why}:\n" + "\n".join(log.splitlines()[-20:]))
+
+    deadline = asyncio.get_running_loop().time() + START_TIMEOUT
+    async with aiohttp.ClientSession() as http:
+        while True:
+            if proc.returncode is not None:
+                raise failed(f"the process exited ({proc.returncode}) before {url} answered")
+            try:
+                async with http.get(url) as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            if asyncio.get_running_loop().time() > deadline:
+                raise failed(f"{url} did not answer")
+            await asyncio.sleep(0.05)
 
 
 class Server:
@@ -28,7 +55,7 @@ class Server:
     (SESSIONROOM_* variables), e.g. a Redis URL and a node id for several nodes."""
 
     def __init__(self, tmp_path: Path, **extra: str) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.recordings = tmp_path / "recordings"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONROOM_")}
         self.env.update(
@@ -53,16 +80,7 @@ class Server:
             self.proc = await asyncio.create_subprocess_exec(
                 *SESSIONROOM, "serve", env=self.env, stdout=log, stderr=asyncio.subprocess.STDOUT
             )
-        async with aiohttp.ClientSession() as http:
-            for _ in range(200):
-                try:
-                    async with http.get(f"{self.url}/readyz") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.05)
-        raise AssertionError("the server did not start")
+        await wait_answering(f"{self.url}/readyz", self.proc, self.log_path)
 
     async def kill(self) -> None:
         assert self.proc is not None

@@ -4,7 +4,7 @@ The pure rules (room_rules.py, gate.py through `gate_events`) return them with t
 state; the store commits state and events together (in Redis in one transaction, onto a
 stream), so a durable reader of the store's events can never miss one or see one that did not
 happen. After the commit, one dispatcher (signaling/dispatch.py) hands them to subscribers that
-do not know each other: the wire, recording control, metrics.
+do not know each other: recording control, metrics, the wire and the grace timers.
 
 An event names rooms and participants by id, with roles, times and reasons: never a display
 name, a chat, a notice or a denial's message, because the store keeps events on disk.

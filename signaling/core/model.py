@@ -1,7 +1,7 @@
 """Domain values: rooms, their settings and participants.
 
 Everything here is a frozen dataclass that round-trips through a plain dict, because rooms
-cross the store (memory now, Redis later) as serialised values.
+cross the store (in memory, or as JSON in Redis) as serialised values.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A few thousand generated and mutated messages over many sockets and rooms, then a fresh
 room that must still work. Fails on any internal_error, any traceback in a node's log, or
 any message delivered to a socket of another room. The seed is fixed so that a failure can
-be repeated (`FUZZ_SEED` picks another); the full run is `python bench/fuzz.py`.
+be repeated (`FUZZ_SEED` picks another); the full run is `python -m bench.fuzz`.
 """
 
 from __future__ import annotations

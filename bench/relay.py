@@ -1,4 +1,4 @@
-"""Signalling benchmark: Sessionroom's /ws against a bare aiohttp WebSocket relay.
+"""Signalling relay benchmark: Sessionroom's /ws against a bare aiohttp WebSocket relay.
 
 Both servers run as separate processes on 127.0.0.1; the load generator is this process
 (asyncio + aiohttp). Three phases, each on both servers in the same run, because the
@@ -12,236 +12,146 @@ machine is shared and noisy and only same-run ratios are comparable:
               then --round-trips `signal` round trips and both leave; each stage runs
               for all rooms at once and is timed on its own.
 
-Run from the project root: `.venv/bin/python bench/signaling.py` (see --help).
+Run from the project root: `.venv/bin/python -m bench.relay` (see --help).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import math
-import os
-import platform
-import resource
 import secrets
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import aiohttp
 
-# Run as `python bench/signaling.py`, this file's folder comes first on sys.path and this
-# module would shadow the `signaling` package: drop the folder before importing it.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-
-from signaling.core.model import Role  # noqa: E402
-from signaling.tokens import KeyRing  # noqa: E402
+from bench.common import (
+    CANDIDATE,
+    BenchError,
+    CpuMeter,
+    CpuUse,
+    ErrorLog,
+    Targets,
+    argument_parser,
+    bench_node,
+    client_session,
+    finished,
+    free_port,
+    heading,
+    join_text,
+    log_problems,
+    median,
+    noisy_warning,
+    percentile,
+    raise_nofile_limit,
+    receive_until,
+    rss_kib,
+    stop_node,
+    table,
+    wait_answering,
+)
+from signaling.core.model import Role
+from signaling.tokens import KeyRing
 
 T = TypeVar("T")
 WebSocket = aiohttp.ClientWebSocketResponse[Literal[True]]
 
-PROJECT = _HERE.parent
+PROJECT = Path(__file__).resolve().parents[1]
 RECEIVE_TIMEOUT = 60.0
-# About the size of a trickled ICE candidate, the commonest signalling message.
-CANDIDATE = (
-    "candidate:842163049 1 udp 1677729535 192.0.2.10 50123 typ srflx raddr 0.0.0.0 rport 0 "
-    "generation 0 ufrag sXbX network-cost 999"
-)
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 10.0
 TARGET_KIB_PER_SOCKET = 50.0
-# Percent of one core used by other processes during a measured stage, past which the
-# report says that the figures are disturbed.
-NOISY_OTHERS_PERCENT = 10.0
 SESSIONROOM = "sessionroom"
 BASELINE = "baseline"
+SERVER = "server"  # the server's entry in a stage's CPU figures
 
-
-class BenchError(Exception):
-    pass
-
-
-# ---- errors the servers send ----
-
-
-@dataclass
-class ErrorLog:
-    """`error` messages from either server: counted and the first few printed."""
-
-    counts: Counter[str] = field(default_factory=Counter)
-    printed: int = 0
-
-    def add(self, server: str, msg: dict[str, Any]) -> None:
-        self.counts[f"{server}:{msg.get('code')}"] += 1
-        if self.printed < 10:
-            self.printed += 1
-            print(f"  ! {server} sent an error: {msg}", flush=True)
-
-
-ERRORS = ErrorLog()
+ERRORS = ErrorLog("  ! {where} sent an error: {msg}")
 
 
 # ---- server processes ----
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+@dataclass(frozen=True)
+class Target:
+    """A server under load: where it listens, its process and its log, and the keys that
+    sign its links (Sessionroom) or None (the baseline, which takes any id)."""
 
-
-def raise_nofile_limit() -> None:
-    # Thousands of sockets on each side; the servers inherit the limit.
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-@dataclass
-class Server:
     name: str
-    proc: subprocess.Popen[bytes]
-    port: int
+    url: str
+    pid: int
     log_path: Path
-    # Sessionroom only: signs the link tokens; None for the baseline.
     keys: KeyRing | None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def join_text(self, room: str, role: Role) -> str:
         if self.keys is None:
             return json.dumps({"type": "join", "id": f"{room}-{role.value}"})
-        now = int(time.time())
-        token = self.keys.mint(
-            room=room, role=role, name=role.value, not_before=now - 5, expires=now + 3600
-        )
-        return json.dumps({"type": "join", "token": token})
+        return join_text(self.keys, room, role)
 
     def rss_kib(self) -> int:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise BenchError(f"no VmRSS for {self.name}")
+        rss = rss_kib(self.pid)
+        if rss is None:
+            raise BenchError(f"no VmRSS for {self.name}")
+        return rss
 
-    def cpu_seconds(self) -> float:
-        # utime and stime, fields 14 and 15; the command name (field 2) may hold spaces.
-        stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2 :].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def log_tail(self) -> str:
-        try:
-            return "\n".join(self.log_path.read_text().splitlines()[-20:])
-        except OSError:
-            return ""
-
-    def log_problems(self) -> tuple[int, list[str]]:
-        """Warning, error and traceback lines in the server's output: count, last five."""
-        try:
-            lines = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return 0, []
-        bad = [
-            line
-            for line in lines
-            if any(w in line for w in (" WARNING ", " ERROR ", "Traceback", "Error"))
-        ]
-        return len(bad), bad[-5:]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+    def cpu_meter(self) -> CpuMeter:
+        return CpuMeter({SERVER: self.pid})
 
 
-def start_sessionroom(tmp: Path) -> Server:
+@contextlib.asynccontextmanager
+async def sessionroom(tmp: Path) -> AsyncIterator[Target]:
+    """A Sessionroom node (in-memory store and bus) in a process of its own."""
     secret = secrets.token_urlsafe(48)
-    port = free_port()
-    exe = Path(sys.executable).parent / "sessionroom"
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "signaling.cli"]
-    env = {
-        **os.environ,
-        "SESSIONROOM_SECRET": secret,
-        "SESSIONROOM_LOG_LEVEL": "warning",
-        "SESSIONROOM_STATE_DIR": str(tmp / "state"),
-        # Every load socket comes from 127.0.0.1: the per-address cap would refuse them.
-        "SESSIONROOM_MAX_SOCKETS_PER_ADDRESS": "0",
-        # This checkout's packages, even one added since the editable install was made.
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT), os.environ.get("PYTHONPATH")])),
-    }
-    log_path = tmp / "sessionroom.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [*cmd, "serve", "--port", str(port), "--host", "127.0.0.1"],
-            cwd=PROJECT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    return Server(SESSIONROOM, proc, port, log_path, KeyRing(secret.encode()))
+    server = bench_node(tmp / SESSIONROOM, "relay", secret)
+    try:
+        await server.start()
+        assert server.proc is not None
+        keys = KeyRing(secret.encode())
+        yield Target(SESSIONROOM, server.url, server.proc.pid, server.log_path, keys)
+    finally:
+        await stop_node(server)
 
 
-def start_baseline(tmp: Path) -> Server:
+@contextlib.asynccontextmanager
+async def baseline(tmp: Path) -> AsyncIterator[Target]:
+    """bench/baseline_relay.py in a process of its own."""
     port = free_port()
     log_path = tmp / "baseline.log"
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, str(_HERE / "baseline_relay.py"), "--port", str(port)],
+        proc = await asyncio.create_subprocess_exec(
+            *[sys.executable, "-m", "bench.baseline_relay", "--port", str(port)],
             cwd=PROJECT,
             stdout=log,
-            stderr=subprocess.STDOUT,
+            stderr=asyncio.subprocess.STDOUT,
         )
-    return Server(BASELINE, proc, port, log_path, None)
-
-
-async def wait_healthy(http: aiohttp.ClientSession, server: Server) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            raise BenchError(f"{server.name} exited:\n{server.log_tail()}")
-        try:
-            async with http.get(f"{server.url}/healthz") as resp:
-                if resp.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.1)
-    raise BenchError(f"{server.name} did not answer /healthz:\n{server.log_tail()}")
+    try:
+        url = f"http://127.0.0.1:{port}"
+        await wait_answering(f"{url}/healthz", proc, log_path)
+        yield Target(BASELINE, url, proc.pid, log_path, None)
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 15)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
 
 
 # ---- the load generator ----
 
 
 async def recv_until(ws: WebSocket, kind: str, server: str) -> dict[str, Any]:
-    """The next message of this type; others (lobby, peer_left, ...) are skipped."""
-    while True:
-        raw = await ws.receive(timeout=RECEIVE_TIMEOUT)
-        if raw.type is not aiohttp.WSMsgType.TEXT:
-            raise BenchError(f"{server}: socket {raw.type.name} ({raw.extra}) awaiting {kind!r}")
-        msg: dict[str, Any] = json.loads(raw.data)
-        if msg.get("type") == kind:
-            return msg
-        if msg.get("type") == "error":
-            ERRORS.add(server, msg)
+    """The next message of this type; others are skipped, errors counted."""
+    return await receive_until(ws, kind, server, ERRORS, RECEIVE_TIMEOUT)
 
 
 def signal_text(to: str, seq: int) -> str:
@@ -263,7 +173,7 @@ class Pair:
 class Load:
     """One server's sockets, as seen from the load generator."""
 
-    server: Server
+    server: Target
     http: aiohttp.ClientSession
     connect_slots: asyncio.Semaphore
 
@@ -314,61 +224,11 @@ class Load:
         ]
 
 
-def machine_busy_seconds() -> float:
-    """CPU time of the whole machine (all cores) not idle, steal included."""
-    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields)
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-@dataclass(frozen=True)
-class Cpu:
-    """CPU use over an interval, in seconds: the server, this load generator, and the rest
-    of the machine (other processes, such as someone's test run, and steal)."""
-
-    seconds: float
-    server_s: float
-    client_s: float
-    others_s: float
-
-    @property
-    def server(self) -> float:
-        """Percent of one core, as are the others."""
-        return 100 * self.server_s / self.seconds
-
-    @property
-    def client(self) -> float:
-        return 100 * self.client_s / self.seconds
-
-    @property
-    def others(self) -> float:
-        return 100 * self.others_s / self.seconds
-
-
-class CpuMeter:
-    def __init__(self, server: Server) -> None:
-        self._server = server
-        self._start = self._now()
-
-    def _now(self) -> tuple[float, float, float, float]:
-        return (
-            time.perf_counter(),
-            self._server.cpu_seconds(),
-            time.process_time(),
-            machine_busy_seconds(),
-        )
-
-    def read(self) -> Cpu:
-        end = self._now()
-        wall, server, own, machine = (b - a for a, b in zip(self._start, end, strict=True))
-        return Cpu(wall, server, own, max(0.0, machine - server - own))
-
-
 @dataclass
 class Stage:
     done: int
     failed: int
-    cpu: Cpu
+    cpu: CpuUse
 
     @property
     def seconds(self) -> float:
@@ -376,9 +236,9 @@ class Stage:
 
 
 async def timed_stage(
-    server: Server, label: str, work: Sequence[Awaitable[T]]
+    server: Target, label: str, work: Sequence[Awaitable[T]]
 ) -> tuple[Stage, list[T]]:
-    meter = CpuMeter(server)
+    meter = server.cpu_meter()
     results = await asyncio.gather(*work, return_exceptions=True)
     cpu = meter.read()
     ok = [r for r in results if not isinstance(r, BaseException)]
@@ -418,7 +278,8 @@ class Cycle:
     @property
     def server_us_per_signal(self) -> float:
         """Server CPU time per relayed signal: less sensitive to the load generator's limits."""
-        return 1e6 * self.signal.cpu.server_s / (2 * self.round_trips * self.signal.done)
+        server_s = self.signal.cpu.procs[SERVER] * self.signal.cpu.seconds / 100
+        return 1e6 * server_s / (2 * self.round_trips * self.signal.done)
 
     @property
     def sessions_per_s(self) -> float:
@@ -466,14 +327,10 @@ class Latency:
     seconds: float
     samples: list[float]  # milliseconds
     received: int
-    cpu: Cpu
+    cpu: CpuUse
 
     def percentile(self, q: float) -> float:
-        # Nearest rank: a value that was actually measured.
-        if not self.samples:
-            return math.nan
-        ordered = sorted(self.samples)
-        return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+        return percentile(self.samples, q)
 
     @property
     def achieved_rate(self) -> float:
@@ -547,7 +404,7 @@ async def measure_latency(
     sends_per_s = rate / 2
     start = time.perf_counter()
     window[:] = [start + warmup, start + warmup + duration]
-    meter = CpuMeter(load.server)
+    meter = load.server.cpu_meter()
     sent = 0
     while (elapsed := time.perf_counter() - start) < warmup + duration:
         # Catch up on whatever is due: sleep granularity is about a millisecond.
@@ -586,8 +443,7 @@ class Results:
         return [metric(c) for c in self.cycles if c.server == server and c.rooms == rooms]
 
     def median(self, server: str, rooms: int, metric: Callable[[Cycle], float]) -> float:
-        values = self.values(server, rooms, metric)
-        return statistics.median(values) if values else math.nan
+        return median(self.values(server, rooms, metric))
 
     def paired_ratio(self, rooms: int, metric: Callable[[Cycle], float]) -> float:
         """Median over runs of Sessionroom / baseline, each pair measured back to back."""
@@ -596,25 +452,23 @@ class Results:
             self.values(BASELINE, rooms, metric),
             strict=True,
         )
-        ratios = [a / b for a, b in pairs if b]
-        return statistics.median(ratios) if ratios else math.nan
+        return median(a / b for a, b in pairs if b)
 
 
-def client_session(batch: int) -> aiohttp.ClientSession:
-    # A fresh loopback source address per batch of sockets: otherwise tens of thousands of
-    # TIME_WAIT entries from earlier batches slow connect() down run after run.
-    source = f"127.1.{batch // 250}.{batch % 250 + 1}"
-    # limit=0: a WebSocket holds its connection, and the default pool stops at 100.
-    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, local_addr=(source, 0)))
+async def run(args: argparse.Namespace, tmp: Path) -> tuple[Results, dict[str, Path]]:
+    """Start both servers, measure, stop them; the results, and each server's log."""
+    async with sessionroom(tmp) as sr, baseline(tmp) as bl:
+        servers = {SESSIONROOM: sr, BASELINE: bl}
+        results = await measure(args, servers)
+    return results, {name: s.log_path for name, s in servers.items()}
 
 
-async def run(args: argparse.Namespace, servers: dict[str, Server]) -> Results:
+async def measure(args: argparse.Namespace, servers: dict[str, Target]) -> Results:
     results = Results()
     batches = itertools.count()
     slots = asyncio.Semaphore(args.connect_concurrency)
     for server in servers.values():
         async with client_session(next(batches)) as http:
-            await wait_healthy(http, server)
             # Warm up: imports done lazily, first-use code paths, allocator arenas.
             await run_cycle(Load(server, http, slots), 20, "warm", args.round_trips)
 
@@ -631,7 +485,7 @@ async def run(args: argparse.Namespace, servers: dict[str, Server]) -> Results:
             results.latency[name] = lat
             print(
                 f"  p50 {lat.percentile(0.5):.2f} ms, p99 {lat.percentile(0.99):.2f} ms,"
-                f" {lat.achieved_rate:,.0f}/s received; CPU: server {lat.cpu.server:.0f}%,"
+                f" {lat.achieved_rate:,.0f}/s received; CPU: server {lat.cpu.procs[SERVER]:.0f}%,"
                 f" others {lat.cpu.others:.0f}%",
                 flush=True,
             )
@@ -648,8 +502,9 @@ async def run(args: argparse.Namespace, servers: dict[str, Server]) -> Results:
                 print(
                     f"[{name}] {rooms} rooms, run {rep + 1}: {c.joins_per_s:,.0f} joins/s,"
                     f" {c.relayed_per_s:,.0f} signals/s; signal stage CPU: server"
-                    f" {c.signal.cpu.server:.0f}% ({c.server_us_per_signal:.0f} us/signal),"
-                    f" load generator {c.signal.cpu.client:.0f}%, others {c.signal.cpu.others:.0f}%"
+                    f" {c.signal.cpu.procs[SERVER]:.0f}% ({c.server_us_per_signal:.0f} us/signal),"
+                    f" load generator {c.signal.cpu.load_generator:.0f}%,"
+                    f" others {c.signal.cpu.others:.0f}%"
                     + (f", {c.failed} FAILED" if c.failed else ""),
                     flush=True,
                 )
@@ -663,24 +518,11 @@ def _ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}" if b else "n/a"
 
 
-def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for row in rows:
-        cells = [row[0].ljust(widths[0])]
-        cells += [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
-        print("| " + " | ".join(cells) + " |")
-
-
 def report(args: argparse.Namespace, r: Results) -> bool:
     """Print the tables and the targets; True if every target is met."""
     sr, bl = SESSIONROOM, BASELINE
     print()
-    print(
-        f"Signalling benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs,"
-        f" Python {platform.python_version()}, aiohttp {aiohttp.__version__}"
-    )
+    print(heading("Signalling benchmark") + f", aiohttp {aiohttp.__version__}")
     print(
         f"Throughput: medians of {args.repeat} run(s); ratio = median of the per-run ratios"
         f" (each pair back to back); {args.round_trips} signal round trips per room."
@@ -690,8 +532,8 @@ def report(args: argparse.Namespace, r: Results) -> bool:
         ("signals relayed/s", lambda c: c.relayed_per_s, ",.0f"),
         ("sessions/s, join to leave", lambda c: c.sessions_per_s, ",.0f"),
         ("server CPU us per signal", lambda c: c.server_us_per_signal, ".0f"),
-        ("server CPU % (signal stage)", lambda c: c.signal.cpu.server, ".0f"),
-        ("load gen CPU % (signal stage)", lambda c: c.signal.cpu.client, ".0f"),
+        ("server CPU % (signal stage)", lambda c: c.signal.cpu.procs[SERVER], ".0f"),
+        ("load gen CPU % (signal stage)", lambda c: c.signal.cpu.load_generator, ".0f"),
         ("other processes CPU % (signal stage)", lambda c: c.signal.cpu.others, ".0f"),
     ]
     rows: list[tuple[str, str, str, str]] = []
@@ -701,7 +543,7 @@ def report(args: argparse.Namespace, r: Results) -> bool:
             # Other processes' load is the machine's noise, not a property of either server.
             paired = "" if label.startswith("other") else f"{r.paired_ratio(rooms, fn):.2f}"
             rows.append((f"{rooms} rooms: {label}", f"{a:{fmt}}", f"{b:{fmt}}", paired))
-    _table(("figure", sr, bl, "ratio"), rows)
+    table(("figure", sr, bl, "ratio"), rows)
     for rooms in args.rooms:
         spread = [
             f"{name} " + ", ".join(f"{v:,.0f}" for v in r.values(name, rooms, metrics[1][1]))
@@ -723,7 +565,7 @@ def report(args: argparse.Namespace, r: Results) -> bool:
         rows.append((f"signal latency {label}, ms", f"{a:.2f}", f"{b:.2f}", _ratio(a, b)))
     a, b = ls.achieved_rate, lb.achieved_rate
     rows.append(("signals/s received", f"{a:,.0f}", f"{b:,.0f}", _ratio(a, b)))
-    a, b = ls.cpu.server, lb.cpu.server
+    a, b = ls.cpu.procs[SERVER], lb.cpu.procs[SERVER]
     rows.append(("server CPU %", f"{a:.0f}", f"{b:.0f}", _ratio(a, b)))
     a, b = ls.cpu.others, lb.cpu.others
     rows.append(("other processes CPU %", f"{a:.0f}", f"{b:.0f}", ""))
@@ -737,53 +579,36 @@ def report(args: argparse.Namespace, r: Results) -> bool:
             "",
         )
     )
-    _table(("figure", sr, bl, "ratio"), rows)
+    table(("figure", sr, bl, "ratio"), rows)
 
     print()
-    print("Targets:")
-    met_all = True
-
-    def target(ok: bool, text: str) -> None:
-        nonlocal met_all
-        met_all &= ok
-        print(f"  [{'met' if ok else 'NOT MET'}] {text}")
-
+    targets = Targets()
     for rooms in args.rooms:
         ratio = r.paired_ratio(rooms, metrics[1][1])
-        target(
+        targets.check(
             ratio >= TARGET_RATIO,
             f"relay throughput >= {TARGET_RATIO:.0%} of baseline, {rooms} rooms: {ratio:.0%}",
         )
     p99 = ls.percentile(0.99)
-    target(
+    targets.check(
         p99 <= TARGET_P99_MS,
         f"p99 relay latency <= {TARGET_P99_MS:g} ms at {args.rate:g} signals/s: {p99:.2f} ms"
         f" ({ls.achieved_rate:,.0f}/s received)",
     )
     kib = ms.kib_per_socket
-    target(
+    targets.check(
         kib <= TARGET_KIB_PER_SOCKET,
         f"server memory <= {TARGET_KIB_PER_SOCKET:g} KiB per idle socket: {kib:.1f} KiB",
     )
     others = [c.signal.cpu.others for c in r.cycles] + [x.cpu.others for x in r.latency.values()]
-    noisy = [o for o in others if o > NOISY_OTHERS_PERCENT]
-    if noisy:
-        print(
-            f"Warning: in {len(noisy)} of {len(others)} measured signal stages, other processes"
-            f" used over {NOISY_OTHERS_PERCENT:g}% CPU (up to {max(noisy):.0f}%):"
-            " those figures are disturbed."
-        )
+    noisy_warning(others, "signal stages")
     failed = sum(c.failed for c in r.cycles)
     print(f"Errors from the servers: {dict(ERRORS.counts) or 'none'}; failed room tasks: {failed}")
-    return met_all
+    return targets.met
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="bench/signaling.py",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = argument_parser("bench.relay", __doc__)
 
     def counts(text: str) -> list[int]:
         try:
@@ -814,24 +639,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     raise_nofile_limit()
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="bench-signaling-") as tmp:
-        servers: dict[str, Server] = {}
-        try:
-            servers[SESSIONROOM] = start_sessionroom(Path(tmp))
-            servers[BASELINE] = start_baseline(Path(tmp))
-            results = asyncio.run(run(args, servers))
-        finally:
-            for s in servers.values():
-                s.stop()
-        logs = {name: s.log_problems() for name, s in servers.items()}
+    with tempfile.TemporaryDirectory(prefix="bench-relay-") as tmp:
+        results, log_paths = asyncio.run(run(args, Path(tmp)))
+        logs = {name: log_problems(path) for name, path in log_paths.items()}
     met = report(args, results)
     for name, (count, last) in logs.items():
         if count:
             print(f"{name} logged {count} warning/error line(s); last ones:", *last, sep="\n  ")
-    print(
-        f"{'All targets met' if met else 'Some targets NOT met'};"
-        f" total time {time.perf_counter() - started:.0f} s"
-    )
+    finished(met, started)
     return 0
 
 
