@@ -32,7 +32,7 @@ from signaling.core.events import (
     RecordingRequested,
     SessionEnded,
 )
-from signaling.core.model import Role, RoomState
+from signaling.core.model import Denial, Role, RoomState
 
 log = logging.getLogger("sessionroom.rooms")
 
@@ -98,6 +98,7 @@ class Wire:
         lobby = presence = gate_moved = False
         asked: list[str] = []
         ask_again: list[str] = []
+        denial: Denial | None = None
         for e in events:
             if isinstance(e, ParticipantWaiting | ParticipantAllowed):
                 lobby = True
@@ -106,7 +107,9 @@ class Wire:
                 lobby = lobby or e.via is not Admission.ON_JOIN
                 presence = presence or (e.role is Role.THERAPIST and len(room.therapists) == 1)
             elif isinstance(e, ParticipantDenied):
-                denial = room.denial(participant=e.participant)
+                # A new device turned away with its link's holder comes right after it in
+                # the same change, and hears the holder's words.
+                denial = room.denial(participant=e.participant) or denial
                 await self.send(
                     e.participant,
                     messages.denied(denial.message if denial else ""),

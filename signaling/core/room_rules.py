@@ -316,9 +316,16 @@ def deny(
         after = replace(target, state=next_state(target.state, LobbyEvent.DENY))
     except InvalidTransition:
         raise Conflict("That participant is no longer waiting.") from None
-    room = replace(room, denied=_denied_with(room, target, message, now))
-    denied = ParticipantDenied(room.id, now, target.id, actor_id)
-    return _gone(Change(room.with_participant(after), target, after, events=(denied,)), now)
+    room = replace(room, denied=_denied_with(room, target, message, now)).with_participant(after)
+    events: list[RoomEvent] = [ParticipantDenied(room.id, now, target.id, actor_id)]
+    # The denial binds the link, so a new device of it waiting to take this place is turned
+    # away with it: it never reaches the room (docs/protocol.md, "A denial sticks").
+    pending = room.pending_for(target.id)
+    if pending is not None:
+        turned = replace(pending, replaces=None, state=next_state(pending.state, LobbyEvent.DENY))
+        room = room.with_participant(turned)
+        events.append(ParticipantDenied(room.id, now, turned.id, actor_id))
+    return Change(room, target, after, events=tuple(events))
 
 
 def _denied_with(

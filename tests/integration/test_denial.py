@@ -169,3 +169,28 @@ async def test_a_denial_on_one_node_binds_the_link_on_the_other(
         assert (await therapist.expect("lobby"))["denied"] == []
         back = await join(http, b, link)
         assert back.joined["state"] == "waiting" and back.id != client.id
+
+
+async def test_turning_a_link_away_turns_away_its_other_waiting_device(harness: Harness) -> None:
+    """Alex's link is open on two devices, the second waiting to replace the first ("Join
+    here instead"). Turning the first away turns the link away: the second hears the same
+    words and never reaches the room."""
+    therapist = await harness.therapist("r")
+    client = await harness.join(harness.token("r", Role.CLIENT, "Alex"))
+    await therapist.expect("lobby")
+    here = await harness.open()
+    await here.send(type="join", token=client.link, new_device=True)
+    joined = await here.expect("joined")
+    assert joined["state"] == "waiting"
+    second = joined["participant"]["id"]
+    while second not in [w["id"] for w in (await therapist.expect("lobby"))["waiting"]]:
+        pass
+    await therapist.send(type="deny", participant=client.id, message="Please book again.")
+    for device in (client, here):
+        assert (await device.expect("denied"))["message"] == "Please book again."
+        assert await device.expect_closed() == 1000
+    lobby = await therapist.expect("lobby")
+    assert lobby["waiting"] == [] and [d["id"] for d in lobby["denied"]] == [client.id]
+    # Admitting the second device now is refused: it is not waiting.
+    await therapist.send(type="admit", participant=second)
+    assert (await therapist.expect("error"))["code"] in ("not_found", "conflict")

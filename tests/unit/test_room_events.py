@@ -238,14 +238,15 @@ def test_a_departure_admits_a_pending_device_without_a_waiting_room() -> None:
     assert rules.follow_gate(change, 70.0).events == change.events
 
 
-def test_denying_the_holder_frees_its_pending_device_to_wait() -> None:
+def test_denying_the_holder_turns_its_pending_device_away_too() -> None:
     r = rules.join(with_therapist(), person("c", link="L")).room
     r = rules.join(r, person("n", link="L"), new_device=True).room
     change = rules.deny(r, "t", "c", "", 60.0)
     assert change.events == (
         ParticipantDenied("r", 60.0, "c", "t"),
-        ParticipantWaiting("r", 60.0, "n", C, False),
+        ParticipantDenied("r", 60.0, "n", "t"),
     )
+    assert change.room.waiting == ()
 
 
 # ---- 2. the recording gate ----
