@@ -117,16 +117,57 @@ class Peer:
             if msg.type is WSMsgType.TEXT:
                 self.backlog.append(json.loads(msg.data))
 
-    async def quiet(self, wait: float = 0.2) -> list[dict[str, Any]]:
-        """Whatever arrives within `wait`: used to show that nothing was sent."""
+    async def before(
+        self, kind: str, timeout: float = TIMEOUT, **fields: Any
+    ) -> list[dict[str, Any]]:
+        """Every message that came before the marker, which is consumed: the first `kind`
+        message whose fields include `fields` (`from_` for its `from`).
+
+        How a test shows that something did not happen: after the act, it causes a message
+        that must reach this socket later on the same ordered path (a signal or chat from a
+        peer, a lobby notice, a later grace period's `peer_left`), and asserts on what came
+        before it. Never a fixed wait: a slow delivery is still seen, a fast run stays fast.
+        """
+
+        def is_marker(m: dict[str, Any]) -> bool:
+            return m["type"] == kind and all(m.get(k.rstrip("_")) == v for k, v in fields.items())
+
+        for i, m in enumerate(self.backlog):
+            if is_marker(m):
+                got = self.backlog[:i]
+                del self.backlog[: i + 1]
+                return got
         got = list(self.backlog)
         self.backlog.clear()
-        try:
-            while True:
-                msg = await self.ws.receive(timeout=wait)
-                if msg.type is not WSMsgType.TEXT:
-                    break
-                got.append(json.loads(msg.data))
-        except TimeoutError:
-            pass
-        return got
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            left = deadline - asyncio.get_running_loop().time()
+            try:
+                if left <= 0:
+                    raise TimeoutError
+                msg = await self.ws.receive(timeout=left)
+            except TimeoutError:
+                raise AssertionError(f"no {kind!r} marker {fields}; got {got}") from None
+            if msg.type is not WSMsgType.TEXT:
+                raise AssertionError(
+                    f"no {kind!r} marker, socket gave {msg.type.name} {msg.data!r} after {got}"
+                )
+            data: dict[str, Any] = json.loads(msg.data)
+            if is_marker(data):
+                return got
+            got.append(data)
+
+    async def barrier(self) -> list[dict[str, Any]]:
+        """Every message this socket was sent before the server read one sent now.
+
+        The protocol has no ping, so the marker is a message the server refuses at once
+        whatever the participant's state: an unknown type, answered `bad_message`. A node
+        reads a socket's messages one at a time and queues that answer behind everything
+        already queued for the socket, so it comes after whatever this socket's earlier
+        messages caused here, and after whatever another socket's finished act sent here
+        through the in-memory bus. (Across nodes, a message from another node needs a marker
+        on its own path: see `before`.) Not for a test whose earlier message is itself
+        answered `bad_message`.
+        """
+        await self.send(type="barrier")
+        return await self.before("error", code="bad_message")

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from signaling.bus import RESUBSCRIBED, Envelope
+from signaling.bus import RESUBSCRIBED, Envelope, MessageBus
 from tests.contract.conftest import Node, RedisNodes
+from tests.polling import eventually
 from tests.redis_server import RedisServer
 
 
@@ -26,10 +27,17 @@ class Inbox:
         return [e.payload["n"] if e.payload else None for e in self.got]
 
     async def until(self, count: int, timeout: float = 5.0) -> list[Any]:
-        async with asyncio.timeout(timeout):
-            while len(self.got) < count:
-                await asyncio.sleep(0.01)
+        await eventually(lambda: len(self.got) >= count, timeout, what=f"{count} envelopes")
         return self.texts
+
+    async def through(self, bus: MessageBus, n: int, to: str = "p1") -> list[Any]:
+        """What arrived before a marker envelope `n`, published now to `to`: what came of
+        whatever was sent before it on the same way (never a fixed wait)."""
+        await bus.publish(_env(to, n))
+        await eventually(lambda: n in self.texts, what=f"the marker {n}")
+        got = self.texts
+        assert got[-1] == n, got  # nothing after the marker either, so far
+        return got[:-1]
 
 
 def _env(to: str, n: int, origin: str = "node-0") -> Envelope:
@@ -79,9 +87,7 @@ async def test_discard_drops_what_was_kept(node: Node) -> None:
     await bus.publish(_env("p1", 9))
     inbox = Inbox()
     await bus.subscribe("p1", inbox)
-    assert await inbox.until(1) == [9]
-    await asyncio.sleep(0.1)
-    assert inbox.texts == [9]
+    assert await inbox.through(bus, 10) == [9]
 
 
 async def test_a_mailbox_keeps_the_latest_256(node: Node) -> None:
@@ -115,6 +121,8 @@ async def test_delivery_across_nodes(redis_nodes: RedisNodes) -> None:
 async def test_a_socket_moving_to_another_node_loses_nothing(redis_nodes: RedisNodes) -> None:
     (_, a), (_, b), (_, sender) = await redis_nodes(3)
     on_a, on_b = Inbox(), Inbox()
+    told_a: list[Any] = []
+    a.on_node_message(told_a.append)
     await a.subscribe("p1", on_a)
 
     async def send_all() -> None:
@@ -124,12 +132,16 @@ async def test_a_socket_moving_to_another_node_loses_nothing(redis_nodes: RedisN
                 await asyncio.sleep(0)
 
     sending = asyncio.create_task(send_all())
-    await asyncio.sleep(0.01)
+    await on_a.until(1)  # under way on node A
     await a.unsubscribe("p1", on_a)  # the socket dropped on node A ...
     await b.subscribe("p1", on_b)  # ... and resumed on node B
     await sending
-    await asyncio.sleep(0.3)
-    got = on_a.texts + on_b.texts
+    # Node A hears its channel in order: once it has a later broadcast, it has passed on to
+    # B (or the mailbox B emptied) whatever reached it after the socket left...
+    await sender.to_nodes({"kind": "marker"})
+    await eventually(lambda: told_a, what="the broadcast on node A")
+    # ...so all of it reaches B before a marker sent to B now.
+    got = on_a.texts + await on_b.through(sender, 200)
     assert sorted(got) == list(range(200)), (len(on_a.got), len(on_b.got))
 
 
@@ -140,11 +152,12 @@ async def test_node_messages_reach_every_node_once(redis_nodes: RedisNodes) -> N
     a.on_node_message(seen_a.append)
     b.on_node_message(seen_b.append)
     await a.to_nodes({"kind": "x"})
-    async with asyncio.timeout(5):
-        while not seen_b:
-            await asyncio.sleep(0.01)
-    await asyncio.sleep(0.1)
-    assert seen_a == [{"kind": "x"}] and seen_b == [{"kind": "x"}]
+    await eventually(lambda: seen_b, what="the message on node B")
+    # Once each: nothing more, on either node, before a later message from node B (which
+    # node A hears through Redis, after its own).
+    await b.to_nodes({"kind": "marker"})
+    await eventually(lambda: {"kind": "marker"} in seen_a, what="the marker on node A")
+    assert seen_a == seen_b == [{"kind": "x"}, {"kind": "marker"}]
 
 
 async def test_a_closed_node_is_not_live_and_its_mail_is_kept(redis_nodes: RedisNodes) -> None:
@@ -199,15 +212,16 @@ async def test_a_dropped_subscription_loses_nothing_and_keeps_the_order(
         # Redis stays up, but every node's pub/sub connection is cut: what is sent before
         # node B has subscribed again must wait for it, not vanish.
         assert await admin.client_kill_filter(_type="pubsub") >= 2
-        for n in range(1, 201):
+        for n in range(1, 101):
             await a.publish(_env("p1", n))
-            if n % 50 == 0:
-                await asyncio.sleep(0.1)  # some before B is back, some after
+        # Half before B is back, half after.
+        await eventually(lambda: told, what="node B subscribed again")
+        for n in range(101, 201):
+            await a.publish(_env("p1", n))
     finally:
         await admin.aclose()
-    assert await inbox.until(201, timeout=10) == list(range(201))
-    await asyncio.sleep(0.3)
-    assert len(inbox.got) == 201  # none twice
+    # In order, and none twice.
+    assert await inbox.through(a, 201) == list(range(201))
     # Broadcasts are not kept: the node is told it may have missed some, once.
     assert told == [{"kind": RESUBSCRIBED}]
 
@@ -220,12 +234,13 @@ async def test_a_stale_location_does_not_send_an_envelope_round_and_round(
     # The socket went, but removing its location failed (Redis was busy): it still names A.
     a._subscribers.clear()  # type: ignore[attr-defined]
     await b.publish(_env("p1", 5))
-    await asyncio.sleep(0.3)
+    # Node A, finding no socket, forgets the stale location and keeps the envelope.
+    mailbox = b._mailbox("p1")  # type: ignore[attr-defined]
+    redis = b._redis  # type: ignore[attr-defined]
+    await eventually(lambda: redis.llen(mailbox), what="the envelope in the mailbox")
     inbox = Inbox()
     await b.subscribe("p1", inbox)  # the socket comes back, on B
-    assert await inbox.until(1) == [5]
-    await asyncio.sleep(0.3)
-    assert inbox.texts == [5]  # once, not again and again
+    assert await inbox.through(b, 6) == [5]  # once, not again and again
 
 
 async def _everything_in(redis_server: RedisServer) -> str:
@@ -256,9 +271,7 @@ async def test_a_mailbox_holds_no_plaintext(
     assert "secret worry" not in held
     inbox = Inbox()
     await b.subscribe("p1", inbox)  # opened by another node with the same secret
-    async with asyncio.timeout(5):
-        while not inbox.got:
-            await asyncio.sleep(0.01)
+    await eventually(lambda: inbox.got, what="the kept envelope")
     assert inbox.got == [chat]
 
 
@@ -272,10 +285,9 @@ async def test_an_envelope_from_a_node_with_another_secret_is_dropped(
     await stranger.publish(_env("p1", 1))  # published live to node A
     await stranger.publish(_env("p2", 2))  # kept in p2's mailbox
     await a.publish(_env("p1", 3))
-    assert await inbox.until(1) == [3]
+    assert await inbox.through(a, 4) == [3]
     later = Inbox()
     await a.subscribe("p2", later)
-    await asyncio.sleep(0.3)
-    assert inbox.texts == [3] and later.got == []
+    assert await later.through(a, 5, to="p2") == []
     dropped = [r for r in caplog.records if "does not open" in r.getMessage()]
     assert {getattr(r, "participant", None) for r in dropped} == {"p1", "p2"}

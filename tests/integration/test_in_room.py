@@ -20,7 +20,10 @@ async def test_signal_goes_only_to_the_named_participant(harness: Harness) -> No
         "from": therapist.id,
         "data": {"sdp": "offer-for-a"},
     }
-    assert [m for m in await b.quiet() if m["type"] == "signal"] == []
+    # B gets nothing of it: a signal to B sent afterwards is the first B gets.
+    await therapist.send(type="signal", to=b.id, data={"marker": True})
+    before = await b.before("signal", data={"marker": True})
+    assert [m for m in before if m["type"] == "signal"] == []
 
 
 async def test_signal_before_admission_is_not_allowed(harness: Harness) -> None:
@@ -35,12 +38,15 @@ async def test_signal_before_admission_is_not_allowed(harness: Harness) -> None:
 
 async def test_signal_to_another_rooms_participant_is_not_found(harness: Harness) -> None:
     t1, _c1 = await harness.in_call("room-a")
-    _t2, c2 = await harness.in_call("room-b")
+    t2, c2 = await harness.in_call("room-b")
     await t1.send(type="signal", to=c2.id, data={"x": 1})
     await t1.expect_error("not_found")
     await t1.send(type="signal", to=t1.id, data={"x": 1})
     await t1.expect_error("not_found")
-    assert [m for m in await c2.quiet() if m["type"] == "signal"] == []
+    # Both refusals are answered, so whatever they sent C2 is queued before this signal.
+    await t2.send(type="signal", to=c2.id, data={"marker": True})
+    before = await c2.before("signal", data={"marker": True})
+    assert [m for m in before if m["type"] == "signal"] == []
 
 
 async def test_signal_needs_the_permission_in_the_link(harness: Harness) -> None:
@@ -103,7 +109,8 @@ async def test_chat_is_relayed_to_the_others_in_the_room(harness: Harness) -> No
     chat = await therapist.expect("chat")
     assert chat["from"] == client.id and chat["text"] == "Hello, can you hear me?"
     assert isinstance(chat["at"], float)
-    assert [m for m in await client.quiet() if m["type"] == "chat"] == []
+    # Not echoed to its sender: nothing of it is queued before the answer to a later message.
+    assert [m for m in await client.barrier() if m["type"] == "chat"] == []
 
 
 async def test_chat_limits(harness: Harness) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from signaling.core.model import Role, RoomSettings
 from tests.conftest import Harness
+from tests.integration.markers import outlast_grace
 from tests.support import Peer
 
 
@@ -77,8 +78,10 @@ async def test_new_device_while_the_first_socket_is_live(harness: Harness) -> No
     assert here.id != client.id and here.joined["state"] == "waiting"
     entry = await lobby_entry(therapist, here.id)
     assert entry["new_device"] is True and entry["replaces"] == client.id
-    # Nothing reached the first device meanwhile.
-    assert [m for m in await client.quiet() if m["type"] == "error"] == []
+    # Nothing reached the first device meanwhile: a signal sent now is the first it gets.
+    await therapist.send(type="signal", to=client.id, data={"marker": True})
+    before = await client.before("signal", data={"marker": True})
+    assert [m for m in before if m["type"] == "error"] == []
     # A third try while that new device waits, live, is refused too.
     third = await harness.open()
     await third.send(type="join", token=client.link, new_device=True)
@@ -116,11 +119,14 @@ async def test_after_a_drop_a_newcomer_waits_and_admitting_it_replaces_the_place
     left = await therapist.expect("peer_left")
     assert left == {"type": "peer_left", "participant": client.id, "reason": "replaced"}
     assert (await therapist.expect("peer_joined"))["participant"]["id"] == newcomer.id
-    # The old place is gone for good: no timeout later, no resume.
-    assert [m for m in await therapist.quiet(1.3) if m["type"] == "peer_left"] == []
+    # The old place is gone for good: no resume...
     again = await harness.open()
     await again.send(type="join", token=client.link, resume=client.joined["resume"])
     await again.expect_error("link_in_use")
+    # ...and no timeout later: the old place's grace timer runs out before that of a later
+    # drop, and nothing comes of it.
+    before = await outlast_grace(harness, "r", therapist)
+    assert [m for m in before if m["type"] == "peer_left"] == []
 
 
 async def test_a_waiting_new_device_becomes_an_ordinary_waiter_when_the_place_runs_out(
@@ -151,7 +157,8 @@ async def test_without_a_waiting_room_a_newcomer_waits_for_the_grace_period(
     entry = await lobby_entry(therapist, newcomer.id)
     assert entry["new_device"] is True
     # Not in before the old place's grace period has ended...
-    assert [m for m in await newcomer.quiet(0.5) if m["type"] == "admitted"] == []
+    await therapist.send(type="lobby_notice", text="Nearly there.")
+    assert [m for m in await newcomer.before("lobby_notice") if m["type"] == "admitted"] == []
     # ...then in, on a fresh place.
     left = await therapist.expect("peer_left", timeout=3)
     assert left == {"type": "peer_left", "participant": client.id, "reason": "timeout"}
@@ -196,9 +203,10 @@ async def test_a_therapist_link_holds_at_most_two_sockets(harness: Harness) -> N
     fourth = await harness.open()
     await fourth.send(type="join", token=token)
     await fourth.expect_error("link_in_use")
-    # The client heard of one extra therapist only.
-    joined = [m for m in await client.quiet() if m["type"] == "peer_joined"]
-    assert joined == []
+    # The client heard of one extra therapist only: nothing before a signal sent now.
+    await laptop.send(type="signal", to=client.id, data={"marker": True})
+    before = await client.before("signal", data={"marker": True})
+    assert [m for m in before if m["type"] == "peer_joined"] == []
     # The holder of the secret comes back into its own place, with a new secret; the old
     # secret is then a newcomer, and the link is full.
     back = await harness.join(token, phone.joined["resume"])

@@ -3,7 +3,6 @@ checks what it is writing against the room's gate, and stops what has ended else
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from recordings.control import RecordingControl
 from signaling.bus import RESUBSCRIBED
 from signaling.core.gate import Reason, Status
 from signaling.core.model import RoomState
+from tests.polling import eventually
 from tests.unit.test_recording_control import CLIENT, ROOM, Flow, Nodes, a_room, make_control
 
 
@@ -70,8 +70,6 @@ async def test_word_of_a_resubscription_starts_the_check(tmp_path: Path) -> None
     control, nodes, recording_id = await _recording(tmp_path)
     _stopped_elsewhere(nodes)
     control.node_message({"kind": RESUBSCRIBED})
-    async with asyncio.timeout(5):
-        while control.writing:
-            await asyncio.sleep(0.01)
+    await eventually(lambda: not control.writing, what="the check's cut")
     await control.close()
     assert control.storage.read_manifest(recording_id).stop_reason == "withdrawn"

@@ -12,6 +12,7 @@ from signaling.core.model import Role
 from signaling.memory_bus import MemoryMessageBus
 from signaling.memory_store import MemoryRoomStore
 from signaling.rooms import RoomService, Session
+from tests.polling import eventually
 from tests.support import make_keys, mint
 
 
@@ -102,7 +103,7 @@ async def test_expiry_after_grace_tells_the_peers() -> None:
     await service.admit(t, c.participant_id)
     await service.disconnected(c)
     assert bus.types(t.participant_id)[-1] == "peer_reconnecting"
-    await asyncio.sleep(0.2)
+    await eventually(lambda: bus.types(t.participant_id)[-1] != "peer_reconnecting")
     assert bus.sent[t.participant_id][-1] == {
         "type": "peer_left",
         "participant": c.participant_id,
