@@ -1,4 +1,6 @@
+// @ts-check
 // The room page: check devices, join, wait, talk, chat, leave. Plain DOM, no framework.
+import { $ } from "./dom.js";
 import { LocalMedia } from "./media.js";
 import { PeerLink } from "./peers.js";
 import { Recording } from "./recording.js";
@@ -8,7 +10,6 @@ import { Signaling } from "./signaling.js";
 import { supportProblem } from "./support.js";
 import { markNewDevice, permits, readClaims, takeNewDevice, takeToken } from "./token.js";
 
-const $ = (id) => document.getElementById(id);
 const STATS_INTERVAL_MS = 1000;
 const ACTING_MS = 5000; // how long a refusal may take to answer what this person did
 
@@ -61,10 +62,10 @@ const state = {
 // ---------- small UI helpers ----------
 
 function show(screen) {
-  for (const section of document.querySelectorAll(".screen")) {
+  for (const section of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll(".screen"))) {
     section.hidden = section.id !== `screen-${screen}`;
   }
-  const heading = document.querySelector(`#screen-${screen} h1`);
+  const heading = /** @type {HTMLElement | null} */ (document.querySelector(`#screen-${screen} h1`));
   if (heading) {
     heading.tabIndex = -1;
     heading.focus();
@@ -274,7 +275,9 @@ function wirePrejoin() {
 function join() {
   if (state.joining) return;
   state.joining = true;
-  for (const control of document.querySelectorAll("#screen-prejoin button, #screen-prejoin select")) {
+  for (const control of /** @type {NodeListOf<HTMLButtonElement | HTMLSelectElement>} */ (
+    document.querySelectorAll("#screen-prejoin button, #screen-prejoin select")
+  )) {
     control.disabled = true;
   }
   $("join").textContent = "Connecting…";
@@ -871,7 +874,7 @@ function appendNote(text) {
 }
 
 function pageWasReloaded() {
-  const nav = performance.getEntriesByType?.("navigation")?.[0];
+  const nav = /** @type {PerformanceNavigationTiming | undefined} */ (performance.getEntriesByType?.("navigation")?.[0]);
   return nav?.type === "reload";
 }
 

@@ -1,3 +1,4 @@
+// @ts-check
 // The local camera and microphone: opening them, the device pickers, the level meter, and
 // plain-words explanations when something is missing or refused.
 

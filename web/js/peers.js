@@ -1,3 +1,4 @@
+// @ts-check
 // One RTCPeerConnection per remote participant, negotiated with the perfect-negotiation
 // pattern (one side polite, the other not) over the server's `signal` relay, with trickle
 // ICE. When ICE fails: an ICE restart first, then, if that does not bring it back, a fresh
@@ -279,7 +280,7 @@ function settleWithin(promise, ms) {
   const late = new Promise((resolve) => {
     timer = setTimeout(() => {
       console.warn("signal handling given up after", ms, "ms");
-      resolve();
+      resolve(undefined);
     }, ms);
   });
   return Promise.race([promise.catch(() => {}), late]).finally(() => clearTimeout(timer));

@@ -1,12 +1,13 @@
+// @ts-check
 // Consent-gated recording on the page (docs/recordings.md): the therapist's Record button,
 // the consent dialog everyone answers, the indicator everyone sees, and this participant's
 // recording leg, a send-only peer connection to the server that exists only while the gate
 // is open and this participant said yes.
 
+import { $ } from "./dom.js";
 import { noticeText } from "./refusals.js";
 import { permits } from "./token.js";
 
-const $ = (id) => document.getElementById(id);
 
 // The server's aiortc peer takes no trickled candidates: the offer waits for them all, but
 // not for ever (a candidate that never comes must not hold the recording up).
@@ -90,7 +91,7 @@ function gatheringDone(pc, capMs) {
     const finish = () => {
       clearTimeout(timer);
       pc.removeEventListener("icegatheringstatechange", check);
-      resolve();
+      resolve(undefined);
     };
     const check = () => {
       if (pc.iceGatheringState === "complete") finish();
@@ -463,7 +464,7 @@ export class Recording {
     this.settleClosed();
     const back = this.returnFocus;
     this.returnFocus = null;
-    if (back && back.isConnected && back.getClientRects().length > 0) back.focus();
+    if (back && back.isConnected && back.getClientRects().length > 0) /** @type {HTMLElement} */ (back).focus();
   }
 
   // Sends a recording act, remembered for a while in case the server refuses it.

@@ -1,3 +1,4 @@
+// @ts-check
 // The therapist's "Recordings of this session" panel (docs/recordings.md, "REST"). It lists
 // the room's recordings, downloads a file, and deletes a recording after an inline confirm,
 // with the therapist's link token as a Bearer token. The token goes in the Authorization
@@ -5,9 +6,9 @@
 // Blob URL. Clients never get this panel (app.js enables it for a therapist in a room whose
 // recording setting is "consent", with a link that may `record`).
 
+import { $ } from "./dom.js";
 import { permits } from "./token.js";
 
-const $ = (id) => document.getElementById(id);
 
 const API = "/api/v1/recordings";
 // After a recording stops, its manifest says "recording" until the files are merged: the
@@ -77,6 +78,10 @@ function sizeText(bytes) {
   return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
 }
 
+/**
+ * @param {string} tag
+ * @param {{ className?: string, text?: string, [prop: string]: any }} [options]
+ */
 function element(tag, { className, text, ...props } = {}) {
   const node = document.createElement(tag);
   if (className) node.className = className;
@@ -430,7 +435,7 @@ export class RecordingsPanel {
     if (yes.getAttribute("aria-disabled") === "true") return;
     for (const b of [yes, keep]) b.setAttribute("aria-disabled", "true");
     yes.textContent = "Deleting…";
-    let status = 0;
+    let status;
     try {
       status = (await this.api(`${API}/${encodeURIComponent(rec.id)}`, "DELETE")).status;
     } catch {

@@ -1,3 +1,4 @@
+// @ts-check
 // Every error code the server sends (docs/protocol.md, "Errors"), and what the page says for
 // each: the one list of them in the page. A test checks it against the protocol's table.
 //

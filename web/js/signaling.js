@@ -1,3 +1,4 @@
+// @ts-check
 // The WebSocket to the server: join, then messages both ways. A dropped socket reconnects
 // with backoff and resumes with the resume token, so the participant keeps its place and
 // the peer connections (which do not depend on this socket) keep their media.

@@ -57,7 +57,7 @@ export const INSECURE = {
 
 /**
  * The features this browser lacks for this link, by the names developers know them by.
- * @param {Window} win
+ * @param {Window & typeof globalThis} win
  * @param {boolean} media the link takes part in audio and video (not chat only)
  * @returns {string[]} empty when the session can run here
  */
@@ -73,7 +73,7 @@ export function missingFeatures(win, media) {
 
 /**
  * What to tell the person, or null when nothing is missing.
- * @param {Window} win
+ * @param {Window & typeof globalThis} win
  * @param {boolean} media
  * @returns {(Words & { missing: string[] }) | null}
  */

@@ -1,3 +1,4 @@
+// @ts-check
 // Reads the link token from the URL fragment. The fragment is never sent to a server, so the
 // token stays out of request lines, logs and Referer headers.
 
