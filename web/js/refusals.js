@@ -16,8 +16,14 @@
 
 /** @typedef {{ type: string, name: string | null } | null} Acting */
 /** @typedef {{ code: string, message?: string }} Refusal */
-/** @typedef {{ title?: string, text?: string | null, retry?: boolean }} Closed */
+// `joinHere`: the end screen offers "Join here instead" (the link is open elsewhere).
+// `afterSession`: the session itself is over: a therapist finds the recordings there.
+/** @typedef {{ title?: string, text?: string | null, retry?: boolean, joinHere?: boolean, afterSession?: boolean }} Closed */
 /** @typedef {{ closed?: Closed, notice?: (msg: Refusal, acting: Acting) => string | null }} Entry */
+
+// Messages (not refusals) after which the server closes the socket on purpose: the session is
+// over for this page, and the socket does not connect again.
+export const FINAL_MESSAGES = new Set(["ended", "denied", "left"]);
 
 const CONNECT_TITLE = "We could not connect you";
 const UNAVAILABLE =
@@ -48,10 +54,15 @@ export const REFUSALS = {
     closed: {
       title: "This link is already open",
       text: "It is open in another window or on another device. You can join here instead: your therapist will let you in from the waiting room, and the other window then closes. Your therapist has been told.",
+      joinHere: true,
     },
   },
   room_ended: {
-    closed: { title: "This session has ended", text: "Thank you. You can close this window." },
+    closed: {
+      title: "This session has ended",
+      text: "Thank you. You can close this window.",
+      afterSession: true,
+    },
   },
   room_full: {
     // Closed: joining a room without a waiting room that is full. Open: admitting past it.

@@ -6,13 +6,11 @@
 // One rule for refusals: only the server closing the socket (with the refusal's code as the
 // close reason) can end the session. Any other refusal is passed on as a message, for the
 // page to say as a notice; the person carries on. What each code says: refusals.js.
-import { closedBy, isNotice } from "./refusals.js";
+import { closedBy, FINAL_MESSAGES, isNotice } from "./refusals.js";
 import { storedResume, storeResume } from "./token.js";
 
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 10000];
 const QUEUE_LIMIT = 200;
-// Messages after which the server closes the socket on purpose.
-const FINAL_MESSAGES = new Set(["ended", "denied", "left"]);
 
 export class Signaling {
   // `newDevice`: join as a new device of a link open elsewhere ("Join here instead").
