@@ -292,17 +292,12 @@ function join() {
     // Only a server close ends the session (signaling.js); what it says is in refusals.js.
     onFinal: (error) => {
       const closed = closedBy(error.code);
-      const title = closed?.title || "We could not connect you";
-      const text = closed?.text ?? error.message;
-      state.recording.reset();
-      closeAllPeers();
-      state.media.stop();
-      message(
-        title,
-        text,
-        error.code === "link_in_use" ? [{ label: "Join here instead", run: joinHereInstead }] : [],
+      endSession(
+        closed?.title || "We could not connect you",
+        closed?.text ?? error.message,
+        closed?.joinHere ? [{ label: "Join here instead", run: joinHereInstead }] : [],
+        { afterSession: Boolean(closed?.afterSession) },
       );
-      if (error.code === "room_ended") recordingsAfterSession();
     },
   });
   state.signaling.start();
@@ -337,10 +332,7 @@ function handle(msg) {
       announce("You have been let in.");
       return enterCall(msg.peers);
     case "denied":
-      state.recording.reset();
-      closeAllPeers();
-      state.media.stop();
-      return message(
+      return endSession(
         "You were not let in",
         msg.message || "Your therapist could not let you in to this session. Please contact them if you have questions.",
       );
@@ -367,11 +359,9 @@ function handle(msg) {
     case "chat_undelivered":
       return chatUndelivered(msg);
     case "ended":
-      state.recording.reset();
-      closeAllPeers();
-      state.media.stop();
-      message("The session has ended", "Thank you. You can close this window.");
-      return recordingsAfterSession();
+      return endSession("The session has ended", "Thank you. You can close this window.", [], {
+        afterSession: true,
+      });
     case "left":
       return undefined; // leaveNow() already showed the left screen
     case "link_in_use":
@@ -801,13 +791,28 @@ function leaveNow() {
   } else {
     signaling?.close(); // away: the server lets the place go when its grace period ends
   }
+  endSession(
+    "You have left the session",
+    "If you left by mistake, you can join again.",
+    [{ label: "Join again", run: rejoin }],
+    { afterSession: true },
+  );
+}
+
+/**
+ * The one teardown: recording, peer connections, camera and microphone, timers; then the
+ * screen that says why, and (when the session itself is over) the recordings after it.
+ * @param {string} title
+ * @param {string} text
+ * @param {{ label: string, run: () => void }[]} [actions]
+ * @param {{ afterSession?: boolean }} [options]
+ */
+function endSession(title, text, actions = [], { afterSession = false } = {}) {
   state.recording.reset();
   closeAllPeers();
   state.media.stop();
-  message("You have left the session", "If you left by mistake, you can join again.", [
-    { label: "Join again", run: rejoin },
-  ]);
-  recordingsAfterSession();
+  message(title, text, actions);
+  if (afterSession) recordingsAfterSession();
 }
 
 // A therapist of a room that records finds the recordings on the screen after the session,
