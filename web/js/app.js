@@ -1,11 +1,13 @@
 // @ts-check
 // The room page: check devices, join, wait, talk, chat, leave. Plain DOM, no framework.
+import { Chat } from "./chat.js";
 import { $ } from "./dom.js";
 import { LocalMedia } from "./media.js";
 import { PeerLink } from "./peers.js";
 import { Recording } from "./recording.js";
 import { RecordingsPanel } from "./recordings.js";
 import { closedBy, noticeText } from "./refusals.js";
+import { alertText, announce, minutesText, show, showMessage, wireNotice } from "./screens.js";
 import { Signaling } from "./signaling.js";
 import { supportProblem } from "./support.js";
 import { markNewDevice, permits, readClaims, takeNewDevice, takeToken } from "./token.js";
@@ -45,12 +47,6 @@ const state = {
   waitTimer: null,
   statsTimer: null,
   socketStatus: "idle",
-  unreadChat: 0,
-  // Chat lives in this page's memory only, never in web storage (Chromium writes even
-  // sessionStorage to the profile on disk): a reload starts with an empty chat.
-  chatSeq: 0,
-  chatNoteShown: false,
-  names: new Map(), // participant id -> name, kept after they leave (for "Not delivered")
   joining: false,
   busy: false,
   choices: { videoId: null, audioId: null, speakerId: null },
@@ -59,69 +55,20 @@ const state = {
   acting: null, // { type, name, at } of this person's last message, for a refusal's words
 };
 
+const chat = new Chat({ send, announce, nameOf: (id) => state.peers.get(id)?.info.name });
+
 // ---------- small UI helpers ----------
 
-function show(screen) {
-  for (const section of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll(".screen"))) {
-    section.hidden = section.id !== `screen-${screen}`;
-  }
-  const heading = /** @type {HTMLElement | null} */ (document.querySelector(`#screen-${screen} h1`));
-  if (heading) {
-    heading.tabIndex = -1;
-    heading.focus();
-  }
-}
-
-let announceTimer = null;
-let announcing = [];
-function announce(text) {
-  const region = $("announce");
-  region.textContent = "";
-  clearTimeout(announceTimer);
-  // Said together when they come together ("Alex joined." and what it did to recording),
-  // rather than the second hiding the first.
-  announcing.push(text);
-  // A fresh node each time, so that the same words said twice are read twice.
-  announceTimer = setTimeout(() => {
-    region.textContent = announcing.join(" ");
-    announcing = [];
-  }, 50);
-}
-
-// A problem or a refusal: said at once to a screen reader, and shown where a sighted person
-// sees it (a bar that stays in view until dismissed or replaced); the screen stays as it is.
-function alertText(text) {
-  $("alert").textContent = text;
-  $("page-notice-text").textContent = text;
-  $("page-notice").hidden = !text;
-}
-
+/**
+ * The message screen, with the session's timers and the recordings panel away.
+ * @param {string} title
+ * @param {string} text
+ * @param {import("./screens.js").Action[]} [actions]
+ */
 function message(title, text, actions = []) {
   stopTimers();
-  alertText(""); // a notice about the screen that is going away
   state.recordings?.hide();
-  $("connection").hidden = true;
-  $("message-title").textContent = title;
-  $("message-text").textContent = text;
-  $("message-list").hidden = true;
-  $("message-note").hidden = true;
-  const box = $("message-actions");
-  box.replaceChildren();
-  for (const { label, run } of actions) {
-    const button = document.createElement("button");
-    button.type = "button";
-    button.className = "primary";
-    button.textContent = label;
-    button.addEventListener("click", run);
-    box.append(button);
-  }
-  show("message");
-}
-
-function minutesText(seconds) {
-  const minutes = Math.floor(Math.max(0, seconds) / 60);
-  if (minutes < 1) return "less than a minute";
-  return minutes === 1 ? "1 minute" : `${minutes} minutes`;
+  showMessage(title, text, actions);
 }
 
 function stopTimers() {
@@ -355,9 +302,9 @@ function handle(msg) {
     case "signal":
       return onSignal(msg);
     case "chat":
-      return chatReceived(msg);
+      return chat.received(msg);
     case "chat_undelivered":
-      return chatUndelivered(msg);
+      return chat.undelivered(msg);
     case "ended":
       return endSession("The session has ended", "Thank you. You can close this window.", [], {
         afterSession: true,
@@ -421,7 +368,7 @@ function serverError(msg) {
 function joined(msg) {
   $("join-status").hidden = true;
   const first = state.selfId === null;
-  if (first && (msg.resumed || pageWasReloaded())) chatNotKept();
+  if (first && (msg.resumed || pageWasReloaded())) chat.notKept();
   const placeLost = !first && !msg.resumed;
   state.selfId = msg.participant.id;
   state.role = msg.participant.role;
@@ -488,7 +435,7 @@ function enterCall(peers) {
   for (const peer of peers) addPeer(peer, { offerer: false });
   show("call");
   $("connection").hidden = false;
-  if (state.chatOnly) openChat(false);
+  if (state.chatOnly) chat.open(false);
   updateControls();
   clearInterval(state.statsTimer);
   state.statsTimer = setInterval(() => {
@@ -506,7 +453,7 @@ function localTracks() {
 }
 
 function addPeer(info, { offerer = true } = {}) {
-  state.names.set(info.id, info.name);
+  chat.remember(info.id, info.name);
   const known = state.peers.get(info.id);
   if (known) {
     // Learned of this peer from its first signal; now we know its name, and whether it
@@ -747,30 +694,7 @@ function wireCall() {
     await setCamera(!state.audioOnly);
     announce(state.audioOnly ? "Audio only: video is paused both ways." : "Video is back on.");
   });
-  $("toggle-chat").addEventListener("click", () => {
-    if ($("chat-panel").hidden) openChat(true);
-    else {
-      $("chat-panel").hidden = true;
-      $("toggle-chat").setAttribute("aria-pressed", "false");
-    }
-  });
-  $("chat-form").addEventListener("submit", (e) => {
-    e.preventDefault();
-    const input = $("chat-input");
-    const text = input.value.trim();
-    if (!text) return;
-    // An id of this page's own: a recipient who never gets the message is named with it.
-    const id = `c-${Date.now().toString(36)}-${++state.chatSeq}`;
-    send({ type: "chat", text, id });
-    appendChat("You", text, id);
-    input.value = "";
-  });
-  $("chat-input").addEventListener("keydown", (e) => {
-    if (e.key === "Enter" && !e.shiftKey) {
-      e.preventDefault();
-      $("chat-form").requestSubmit();
-    }
-  });
+  chat.wire();
   $("leave").addEventListener("click", leaveNow);
   $("waiting-leave").addEventListener("click", leaveNow);
   $("end-session").addEventListener("click", () => {
@@ -831,66 +755,9 @@ function recordingsAfterSession() {
   state.recordings.afterSession();
 }
 
-function openChat(focus) {
-  $("chat-panel").hidden = false;
-  $("toggle-chat").setAttribute("aria-pressed", "true");
-  state.unreadChat = 0;
-  $("toggle-chat").textContent = "Chat";
-  if (focus) $("chat-input").focus();
-}
-
-function appendChat(who, text, id = "") {
-  const item = document.createElement("li");
-  if (id) item.dataset.chatId = id;
-  const name = document.createElement("span");
-  name.className = "who";
-  name.textContent = `${who}:`;
-  item.append(name, document.createTextNode(text));
-  $("chat-log").append(item);
-  item.scrollIntoView({ block: "nearest" });
-}
-
-// One of our messages never reached someone (they left, or their connection did not come
-// back in time): said calmly beside it, once per person.
-function chatUndelivered(msg) {
-  const name = state.names.get(msg.to) || "Participant";
-  const text = `Not delivered: ${name} had left`;
-  const sent = [...$("chat-log").children].find((li) => li.dataset.chatId === msg.id);
-  const note = document.createElement("span");
-  note.className = "chat-undelivered";
-  note.textContent = text;
-  if (sent) sent.append(note);
-  else appendNote(text);
-  announce(`${text}.`);
-}
-
-// Once, after a reload: the chat of before is gone on purpose.
-function chatNotKept() {
-  if (state.chatNoteShown) return;
-  state.chatNoteShown = true;
-  appendNote("Earlier messages are not kept, for privacy.");
-}
-
-function appendNote(text) {
-  const item = document.createElement("li");
-  item.className = "chat-note";
-  item.textContent = text;
-  $("chat-log").append(item);
-}
-
 function pageWasReloaded() {
   const nav = /** @type {PerformanceNavigationTiming | undefined} */ (performance.getEntriesByType?.("navigation")?.[0]);
   return nav?.type === "reload";
-}
-
-function chatReceived(msg) {
-  const name = state.peers.get(msg.from)?.info.name || "Participant";
-  appendChat(name, msg.text);
-  if ($("chat-panel").hidden) {
-    state.unreadChat += 1;
-    $("toggle-chat").textContent = `Chat (${state.unreadChat} new)`;
-    announce(`New message from ${name}.`);
-  }
 }
 
 // ---------- the therapist's waiting list ----------
@@ -1102,13 +969,6 @@ async function start(withoutCamera) {
     return;
   }
   await prejoin();
-}
-
-function wireNotice() {
-  $("page-notice-dismiss").addEventListener("click", () => {
-    $("page-notice").hidden = true;
-    $("main").focus(); // the button that had focus is gone
-  });
 }
 
 wireNotice();
