@@ -2,6 +2,7 @@
 // The room page: check devices, join, wait, talk, chat, leave. Plain DOM, no framework.
 import { Chat } from "./chat.js";
 import { $ } from "./dom.js";
+import { Lobby } from "./lobby.js";
 import { LocalMedia } from "./media.js";
 import { PeerLink } from "./peers.js";
 import { Recording } from "./recording.js";
@@ -55,6 +56,7 @@ const state = {
   acting: null, // { type, name, at } of this person's last message, for a refusal's words
 };
 
+const lobby = new Lobby({ send, announce });
 const chat = new Chat({ send, announce, nameOf: (id) => state.peers.get(id)?.info.name });
 
 // ---------- small UI helpers ----------
@@ -261,8 +263,7 @@ function send(message) {
   // What this person last did, for the words of a refusal that answers it.
   if (message.type !== "signal") {
     const id = message.participant;
-    const item = id ? document.querySelector(`.lobby-item[data-participant-id="${CSS.escape(id)}"]`) : null;
-    const name = item?.querySelector(".lobby-name")?.textContent || state.peers.get(id)?.info.name || null;
+    const name = (id && lobby.nameOf(id)) || state.peers.get(id)?.info.name || null;
     state.acting = { type: message.type, name, at: Date.now() };
   }
   state.signaling?.send(message);
@@ -273,8 +274,8 @@ function handle(msg) {
     case "joined":
       return joined(msg);
     case "lobby":
-      renderDenied(msg.denied || []);
-      return renderLobby(msg.waiting);
+      lobby.renderDenied(msg.denied || []);
+      return lobby.render(msg.waiting);
     case "admitted":
       announce("You have been let in.");
       return enterCall(msg.peers);
@@ -391,8 +392,8 @@ function joined(msg) {
   $("therapist-panel").hidden = state.role !== "therapist";
   $("end-session").hidden = state.role !== "therapist";
   if (state.role === "therapist") {
-    renderLobby(msg.lobby || []);
-    renderDenied(msg.denied || []);
+    lobby.render(msg.lobby || []);
+    lobby.renderDenied(msg.denied || []);
   }
   state.recordings.joined(msg);
   if (msg.state === "waiting") {
@@ -440,7 +441,7 @@ function enterCall(peers) {
   clearInterval(state.statsTimer);
   state.statsTimer = setInterval(() => {
     pollStats();
-    for (const item of $("lobby-list").children) lobbySince(item);
+    lobby.tick();
   }, STATS_INTERVAL_MS);
   updateConnection();
 }
@@ -758,131 +759,6 @@ function recordingsAfterSession() {
 function pageWasReloaded() {
   const nav = /** @type {PerformanceNavigationTiming | undefined} */ (performance.getEntriesByType?.("navigation")?.[0]);
   return nav?.type === "reload";
-}
-
-// ---------- the therapist's waiting list ----------
-
-function lobbySince(item) {
-  const waited = minutesText(Date.now() / 1000 - Number(item.dataset.since));
-  item.querySelector(".lobby-since").textContent =
-    item.dataset.connected === "true" ? `Waiting ${waited}` : `Reconnecting (waiting ${waited})`;
-}
-
-function lobbyItem(person) {
-  const item = $("lobby-item-template").content.firstElementChild.cloneNode(true);
-  item.dataset.participantId = person.id;
-  item.querySelector(".lobby-name").textContent = person.name;
-  item.querySelector(".lobby-media").hidden = person.media !== false;
-  item.querySelector(".admit").setAttribute("aria-label", `Admit ${person.name}`);
-  item.querySelector(".deny").setAttribute("aria-label", `Deny ${person.name}`);
-  item.querySelector(".admit").addEventListener("click", () => {
-    send({ type: "admit", participant: person.id });
-  });
-  const form = item.querySelector(".deny-form");
-  item.querySelector(".deny").addEventListener("click", () => {
-    form.hidden = false;
-    form.querySelector(".deny-message").focus();
-  });
-  item.querySelector(".deny-cancel").addEventListener("click", () => {
-    form.hidden = true;
-    item.querySelector(".deny").focus();
-  });
-  form.addEventListener("submit", (e) => {
-    e.preventDefault();
-    const note = form.querySelector(".deny-message").value.trim();
-    send({ type: "deny", participant: person.id, message: note });
-  });
-  return item;
-}
-
-// Updates the list in place, so that an update (someone's connection flickering) never
-// moves keyboard focus or loses a half-typed deny message.
-function renderLobby(waiting) {
-  const list = $("lobby-list");
-  const items = new Map([...list.children].map((li) => [li.dataset.participantId, li]));
-  const focused = document.activeElement?.closest?.(".lobby-item") ?? null;
-  const order = [...items.keys()];
-  const ids = new Set(waiting.map((p) => p.id));
-  for (const [id, item] of items) {
-    if (ids.has(id)) continue;
-    if (item === focused) {
-      // Focus goes to the next person waiting, or to the list's heading.
-      const next = order.slice(order.indexOf(id) + 1).find((other) => ids.has(other));
-      if (next) {
-        items.get(next).querySelector(".admit").focus();
-      } else {
-        $("lobby-title").tabIndex = -1;
-        $("lobby-title").focus();
-      }
-    }
-    item.remove();
-  }
-  for (const person of waiting) {
-    let item = items.get(person.id);
-    if (!item) {
-      item = lobbyItem(person);
-      list.append(item);
-      announce(
-        person.new_device
-          ? `${person.name} is waiting, joining from a new device.`
-          : `${person.name} is waiting.`,
-      );
-    }
-    item.dataset.since = String(person.since);
-    item.dataset.connected = String(person.connected);
-    item.dataset.newDevice = String(person.new_device === true);
-    item.querySelector(".lobby-new-device").hidden = person.new_device !== true;
-    lobbySince(item);
-  }
-  $("lobby-empty").hidden = waiting.length > 0;
-}
-
-// Those turned away this session (their link stays closed), each with "Allow again".
-function deniedItem(person) {
-  const item = $("denied-item-template").content.firstElementChild.cloneNode(true);
-  item.dataset.participantId = person.id;
-  item.querySelector(".denied-name").textContent = person.name;
-  const at = new Date(Number(person.at) * 1000);
-  item.querySelector(".denied-at").textContent =
-    `Not let in at ${at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`;
-  const button = item.querySelector(".allow-again");
-  // The visible words first, so that voice control finds the button by what it shows.
-  button.setAttribute("aria-label", `Allow again: ${person.name}`);
-  button.addEventListener("click", () => {
-    item.dataset.allowing = "true";
-    send({ type: "allow", participant: person.id });
-  });
-  return item;
-}
-
-// Updated in place, like the waiting list, so that focus never jumps on an update.
-function renderDenied(denied) {
-  const list = $("denied-list");
-  const items = new Map([...list.children].map((li) => [li.dataset.participantId, li]));
-  const focused = document.activeElement?.closest?.(".denied-item") ?? null;
-  const order = [...items.keys()];
-  const ids = new Set(denied.map((p) => p.id));
-  for (const [id, item] of items) {
-    if (ids.has(id)) continue;
-    if (item === focused) {
-      const next = order.slice(order.indexOf(id) + 1).find((other) => ids.has(other));
-      if (next) {
-        items.get(next).querySelector(".allow-again").focus();
-      } else {
-        $("lobby-title").tabIndex = -1;
-        $("lobby-title").focus();
-      }
-    }
-    if (item.dataset.allowing === "true") {
-      const name = item.querySelector(".denied-name").textContent;
-      announce(`${name} may join again: opening their link brings them to the waiting room.`);
-    }
-    item.remove();
-  }
-  for (const person of denied) {
-    if (!items.has(person.id)) list.append(deniedItem(person));
-  }
-  $("denied-section").hidden = denied.length === 0;
 }
 
 // ---------- start ----------
