@@ -11,21 +11,11 @@ import { closedBy, noticeText } from "./refusals.js";
 import { alertText, announce, minutesText, show, showMessage, wireNotice } from "./screens.js";
 import { Signaling } from "./signaling.js";
 import { supportProblem } from "./support.js";
+import { chatPeerAway, chatTile, nameTile, newTile, QUALITY_TEXT, qualityNote, remoteNote, videoNote } from "./tiles.js";
 import { markNewDevice, permits, readClaims, takeNewDevice, takeToken } from "./token.js";
 
 const STATS_INTERVAL_MS = 1000;
 const ACTING_MS = 5000; // how long a refusal may take to answer what this person did
-
-const QUALITY_TEXT = {
-  connecting: "Connecting",
-  connected: "Connected",
-  poor: "Poor connection",
-  reconnecting: "Reconnecting…",
-};
-
-// A peer with no audio and video between us (its link or ours is chat only): its tile says
-// so, calmly, instead of "Connecting".
-const CHAT_ONLY = "Chat only";
 
 const state = {
   token: null,
@@ -461,24 +451,17 @@ function addPeer(info, { offerer = true } = {}) {
     // joined after us (then we make the offer).
     known.info = info;
     if (offerer) known.link?.becomeOfferer();
-    known.tile.querySelector(".peer-name").textContent = info.name;
-    known.tile.querySelector("video").setAttribute("aria-label", `Video of ${info.name}`);
+    nameTile(known.tile, info.name);
     return;
   }
   if (info.id === state.selfId) return;
-  const tile = $("peer-template").content.firstElementChild.cloneNode(true);
-  tile.dataset.peerId = info.id;
-  tile.querySelector(".peer-name").textContent = info.name;
-  tile.querySelector("video").setAttribute("aria-label", `Video of ${info.name}`);
-  tile.querySelector("video").muted = true; // sound plays through the <audio> element
-  if (state.choices.speakerId) tile.querySelector("audio").setSinkId?.(state.choices.speakerId);
-  $("peers").append(tile);
+  const tile = newTile(info, state.choices.speakerId);
   $("alone").hidden = true;
   const entry = { info, tile, remote: { audio: true, video: true, wantsVideo: true }, link: null };
   if (state.chatOnly || info.media === false) {
     // No audio or video between us: no peer connection (which could only be refused and
     // rebuilt for ever), just the name and a calm note.
-    chatTile(entry);
+    chatTile(tile);
     state.peers.set(info.id, entry);
     updateConnection();
     return;
@@ -505,21 +488,6 @@ function addPeer(info, { offerer = true } = {}) {
   state.peers.set(info.id, entry);
   sendState(entry);
   updateConnection();
-}
-
-// The tile of a peer with no audio or video between us: its name and "Chat only".
-function chatTile(entry) {
-  const tile = entry.tile;
-  tile.dataset.quality = "chat";
-  tile.dataset.media = "false";
-  tile.querySelector("video").hidden = true;
-  tile.querySelector("audio").hidden = true;
-  const note = tile.querySelector(".peer-off");
-  note.textContent = CHAT_ONLY;
-  note.hidden = false;
-  const line = tile.querySelector(".peer-quality");
-  line.hidden = true;
-  line.textContent = ""; // never "Connecting"
 }
 
 function removePeer(id, reason) {
@@ -556,14 +524,10 @@ function peerQuality(id, quality, fromServer) {
     if (entry.link) quality = entry.link.quality;
   }
   if (!entry.link) {
-    // A chat-only peer's socket away: said on its tile, not counted by the indicator.
-    const line = entry.tile.querySelector(".peer-quality");
-    line.hidden = quality !== "reconnecting";
-    line.textContent = QUALITY_TEXT.reconnecting;
+    chatPeerAway(entry.tile, quality === "reconnecting");
     return;
   }
-  entry.tile.dataset.quality = quality;
-  entry.tile.querySelector(".peer-quality").textContent = QUALITY_TEXT[quality];
+  qualityNote(entry.tile, quality);
   updateConnection();
 }
 
@@ -611,10 +575,7 @@ function sendState(entry) {
 
 function remoteState(entry, data) {
   entry.remote = { audio: Boolean(data.audio), video: Boolean(data.video), wantsVideo: data.wantsVideo !== false };
-  entry.tile.querySelector(".peer-muted").hidden = entry.remote.audio;
-  const off = entry.tile.querySelector(".peer-off");
-  off.hidden = entry.remote.video && !state.audioOnly;
-  off.textContent = state.audioOnly ? "Video paused (audio only)" : "Camera is off";
+  remoteNote(entry.tile, entry.remote, state.audioOnly);
   // Someone on audio only does not want our video: stop sending it to them.
   entry.link.setTrack("video", entry.remote.wantsVideo && state.cameraOn ? state.media.videoTrack : null);
 }
@@ -631,9 +592,7 @@ function updateControls() {
   showPreview();
   for (const entry of state.peers.values()) {
     if (!entry.link) continue; // a chat-only tile keeps its note
-    const off = entry.tile.querySelector(".peer-off");
-    off.hidden = entry.remote.video && !state.audioOnly;
-    off.textContent = state.audioOnly ? "Video paused (audio only)" : "Camera is off";
+    videoNote(entry.tile, entry.remote, state.audioOnly);
   }
 }
 
