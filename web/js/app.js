@@ -1,6 +1,7 @@
 // @ts-check
 // The room page: check devices, join, wait, talk, chat, leave. Plain DOM, no framework.
 import { Chat } from "./chat.js";
+import { fillDevicePickers, showPreview } from "./devices.js";
 import { $ } from "./dom.js";
 import { Lobby } from "./lobby.js";
 import { LocalMedia } from "./media.js";
@@ -84,45 +85,6 @@ function joinHereInstead() {
 
 // ---------- before joining ----------
 
-async function fillDevicePickers() {
-  const { cameras, mics, speakers } = await LocalMedia.devices();
-  const fill = (select, devices, current, fallback) => {
-    select.replaceChildren();
-    devices.forEach((d, i) => {
-      const option = document.createElement("option");
-      option.value = d.deviceId;
-      option.textContent = d.label || `${fallback} ${i + 1}`;
-      option.selected = d.deviceId === current;
-      select.append(option);
-    });
-    select.disabled = devices.length === 0;
-  };
-  const activeCam = state.media.videoTrack?.getSettings().deviceId ?? null;
-  const activeMic = state.media.audioTrack?.getSettings().deviceId ?? null;
-  fill($("camera-select"), cameras, activeCam, "Camera");
-  fill($("mic-select"), mics, activeMic, "Microphone");
-  const canPickSpeaker = "setSinkId" in HTMLMediaElement.prototype && speakers.length > 0;
-  $("speaker-field").hidden = !canPickSpeaker;
-  if (canPickSpeaker) fill($("speaker-select"), speakers, state.choices.speakerId, "Speaker");
-}
-
-function showPreview() {
-  const hasVideo = Boolean(state.media.videoTrack);
-  // Only the visible screen's self view plays: hidden ones would still decode every frame.
-  for (const [id, screen] of [
-    ["preview", "screen-prejoin"],
-    ["waiting-preview", "screen-waiting"],
-    ["self-video", "screen-call"],
-  ]) {
-    const video = $(id);
-    const wanted = hasVideo && !$(screen).hidden ? state.media.videoTrack : null;
-    const current = video.srcObject?.getVideoTracks()[0] ?? null;
-    if (current !== wanted) video.srcObject = wanted ? new MediaStream([wanted]) : null;
-  }
-  $("preview-off").hidden = hasVideo;
-  $("self-off").hidden = hasVideo;
-}
-
 async function openDevices() {
   $("join").disabled = true; // until we know what we have
   const result = await state.media.open({
@@ -134,14 +96,14 @@ async function openDevices() {
   $("join").disabled = false;
   state.cameraOn = result.video;
   state.micOn = result.audio;
-  showPreview();
+  showPreview(state.media);
   state.media.startMeter($("mic-level"));
   const problem = $("device-problem");
   problem.hidden = !result.problem;
   $("device-problem-text").textContent = result.problem || "";
   $("join").hidden = !result.audio && !result.video;
   if (result.problem) alertText(result.problem);
-  await fillDevicePickers();
+  await fillDevicePickers(state.media, state.choices.speakerId);
   return result;
 }
 
@@ -176,7 +138,7 @@ function becomeChatOnly() {
   $("self-view").hidden = true;
   $("chat-only-note").hidden = false;
   for (const id of ["toggle-mic", "toggle-camera", "toggle-audio-only"]) $(id).hidden = true;
-  showPreview();
+  showPreview(state.media);
 }
 
 function wirePrejoin() {
@@ -192,7 +154,7 @@ function wirePrejoin() {
     state.media.stop();
     state.micOn = false;
     state.cameraOn = false;
-    showPreview();
+    showPreview(state.media);
     join();
   });
   $("camera-select").addEventListener("change", (e) => {
@@ -413,7 +375,7 @@ function enterWaiting(msg) {
   tick();
   clearInterval(state.waitTimer);
   state.waitTimer = setInterval(tick, 1000);
-  showPreview();
+  showPreview(state.media);
 }
 
 // ---------- the call ----------
@@ -589,7 +551,7 @@ function updateControls() {
   cam.textContent = state.cameraOn ? "Camera off" : "Camera on";
   cam.disabled = state.audioOnly;
   $("toggle-audio-only").setAttribute("aria-pressed", String(state.audioOnly));
-  showPreview();
+  showPreview(state.media);
   for (const entry of state.peers.values()) {
     if (!entry.link) continue; // a chat-only tile keeps its note
     videoNote(entry.tile, entry.remote, state.audioOnly);
